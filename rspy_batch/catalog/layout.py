@@ -1,0 +1,106 @@
+"""Where each STAC object sits in the catalog, and the relative links between them.
+
+Layout (STAC best practices: root at the top, one directory per level, each item in its
+own folder, date sub-catalogs so no catalog lists more than a day of items)::
+
+    catalog.json
+    <collection>/collection.json
+    <collection>/<YYYY>/catalog.json
+    <collection>/<YYYY>/<MM>/catalog.json
+    <collection>/<YYYY>/<MM>/<DD>/catalog.json
+    <collection>/<YYYY>/<MM>/<DD>/<item id>/<item id>.json
+    _rspy/runs/<stage>/<collection>/<window>.json      run records (not STAC)
+
+All functions here are pure: keys in, keys or hrefs out.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from datetime import UTC, datetime
+
+ROOT = "catalog.json"
+RECORDS_PREFIX = "_rspy/runs"
+
+# Item and collection ids become folder names: no separators, no dot-segments, no control
+# characters, bounded length. Station names are untrusted input.
+_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,199}$")
+
+
+def unsafe_id_reason(value: str) -> str | None:
+    """Why ``value`` cannot be a folder name in the catalog, or None if it can."""
+    if not isinstance(value, str) or not value:
+        return "empty name"
+    if "/" in value or "\\" in value:
+        return f"name {value!r} contains a path separator"
+    if ".." in value:
+        return f"name {value!r} contains '..'"
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        return f"name {value!r} contains a control character"
+    if len(value) > 200:
+        return f"name of {len(value)} characters is longer than 200"
+    if not _SAFE_ID.match(value):
+        return f"name {value!r} has characters outside [A-Za-z0-9._-]"
+    return None
+
+
+def collection_key(collection_id: str) -> str:
+    return f"{collection_id}/collection.json"
+
+
+def day_parts(dt: datetime) -> tuple[str, str, str]:
+    dt = dt.astimezone(UTC)
+    return f"{dt.year:04d}", f"{dt.month:02d}", f"{dt.day:02d}"
+
+
+def year_key(collection_id: str, year: str) -> str:
+    return f"{collection_id}/{year}/catalog.json"
+
+
+def month_key(collection_id: str, year: str, month: str) -> str:
+    return f"{collection_id}/{year}/{month}/catalog.json"
+
+
+def day_key(collection_id: str, year: str, month: str, day: str) -> str:
+    return f"{collection_id}/{year}/{month}/{day}/catalog.json"
+
+
+def item_key(collection_id: str, item_id: str, dt: datetime) -> str:
+    y, m, d = day_parts(dt)
+    return f"{collection_id}/{y}/{m}/{d}/{item_id}/{item_id}.json"
+
+
+def record_key(stage: str, collection_id: str, window_id: str) -> str:
+    return f"{RECORDS_PREFIX}/{stage}/{collection_id}/{window_id}.json"
+
+
+def relative_href(from_key: str, to_key: str) -> str:
+    """Href of ``to_key`` relative to the document at ``from_key`` (``./`` or ``../`` form)."""
+    rel = posixpath.relpath(to_key, posixpath.dirname(from_key) or ".")
+    return rel if rel.startswith("../") else "./" + rel
+
+
+def resolve_href(from_key: str, href: str) -> str:
+    """The key a relative ``href`` in the document at ``from_key`` points to."""
+    return posixpath.normpath(posixpath.join(posixpath.dirname(from_key), href))
+
+
+def item_datetime(item: dict) -> datetime:
+    """The datetime that places an item in the tree: ``datetime``, else ``start_datetime``."""
+    props = item["properties"]
+    value = props.get("datetime") or props.get("start_datetime")
+    if not value:
+        raise ValueError(f"item {item.get('id')!r} has neither datetime nor start_datetime")
+    return parse_datetime(value)
+
+
+def parse_datetime(value: str) -> datetime:
+    dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
+def format_datetime(dt: datetime) -> str:
+    """RFC 3339 UTC with milliseconds and ``Z``, the form stations and STAC use."""
+    dt = dt.astimezone(UTC)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"

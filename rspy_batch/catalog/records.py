@@ -1,0 +1,103 @@
+"""Run records: what each stage did for each (collection, window), kept beside the catalog.
+
+A record is written last, after every catalog write of its window, so its presence with
+``status: complete`` is what makes a Luigi task complete. A window that failed still gets
+a record (``status: failed``) so that ``rspy-batch status`` can show why; its task stays
+incomplete and the next run retries it. Entities a station served that could not become
+STAC items are listed under ``rejected`` with their reason. Records pass through
+:func:`rspy_batch.redact.redact` before they are stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from rspy_batch.catalog import layout
+from rspy_batch.catalog.jsonio import dumps, loads
+from rspy_batch.catalog.storage import Store
+from rspy_batch.redact import redact
+
+COMPLETE = "complete"
+FAILED = "failed"
+
+
+@dataclass
+class Rejection:
+    entity: str
+    reason: str
+
+
+@dataclass
+class RunRecord:
+    stage: str
+    collection: str
+    start: str
+    stop: str
+    status: str = FAILED
+    started: str = ""
+    finished: str = ""
+    counts: dict[str, int] = field(default_factory=dict)
+    rejected: list[Rejection] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def window_id(self) -> str:
+        return window_id(self.start, self.stop)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        if data["error"]:
+            data["error"] = redact(data["error"])
+        data["rejected"] = [{"entity": redact(r["entity"]), "reason": redact(r["reason"])}
+                            for r in data["rejected"]]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunRecord:
+        data = dict(data)
+        data["rejected"] = [Rejection(**r) for r in data.get("rejected", [])]
+        return cls(**data)
+
+
+def window_id(start: str, stop: str) -> str:
+    """File-name-safe id of a window: ``20260101T000000Z_20260108T000000Z``."""
+    def compact(s: str) -> str:
+        return layout.parse_datetime(s).strftime("%Y%m%dT%H%M%SZ")
+    return f"{compact(start)}_{compact(stop)}"
+
+
+def now() -> str:
+    return layout.format_datetime(datetime.now(UTC))
+
+
+def write_record(store: Store, record: RunRecord) -> None:
+    store.put(layout.record_key(record.stage, record.collection, record.window_id),
+              dumps(record.to_dict()))
+
+
+def read_record(store: Store, stage: str, collection: str, start: str, stop: str
+                ) -> RunRecord | None:
+    blob = store.read(layout.record_key(stage, collection, window_id(start, stop)))
+    return RunRecord.from_dict(loads(blob.data)) if blob else None
+
+
+def is_complete(store: Store, stage: str, collection: str, start: str, stop: str) -> bool:
+    record = read_record(store, stage, collection, start, stop)
+    return record is not None and record.status == COMPLETE
+
+
+def iter_records(store: Store, stage: str | None = None, collection: str | None = None
+                 ) -> Iterator[RunRecord]:
+    prefix = layout.RECORDS_PREFIX
+    if stage:
+        prefix += f"/{stage}"
+        if collection:
+            prefix += f"/{collection}"
+    for key in sorted(store.list(prefix)):
+        if key.endswith(".json"):
+            blob = store.read(key)
+            if blob:
+                yield RunRecord.from_dict(loads(blob.data))

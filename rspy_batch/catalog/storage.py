@@ -1,0 +1,278 @@
+"""Where catalog files live: a local directory or an S3 prefix, behind one small interface.
+
+Every catalog update in rspy-batch is a read-modify-write of one JSON object. Two writers
+(two workers, two machines, two cron runs) may update the same object at once, so each
+write can be *conditional*: ``expect=None`` means "only if it does not exist yet" and
+``expect=<version>`` means "only if nobody changed it since I read that version". A lost
+race raises :class:`~rspy_batch.errors.ConflictError` and the caller re-reads and retries.
+
+- S3: ``If-None-Match: *`` / ``If-Match: <etag>`` on PutObject (boto3, because s3fs has no
+  If-Match), listing through s3fs.
+- Local disk: create-if-absent is an atomic ``link()`` of a finished temporary file;
+  compare-and-swap holds an ``flock`` on a per-object lock file while it checks the
+  version and ``rename()``s the new content into place. Readers never see a half-written
+  file in either case.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import posixpath
+import tempfile
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+from urllib.parse import urlparse
+
+from rspy_batch.errors import ConfigError, ConflictError
+
+
+class _Any:
+    def __repr__(self) -> str:
+        return "ANY"
+
+
+ANY: Final = _Any()
+"""``expect=ANY``: write unconditionally."""
+
+
+@dataclass(frozen=True)
+class Blob:
+    data: bytes
+    version: str
+
+
+class Store(ABC):
+    """A flat key space of ``/``-separated keys under one root URL."""
+
+    url: str
+
+    @abstractmethod
+    def read(self, key: str) -> Blob | None:
+        """The object and its version, or None when absent."""
+
+    @abstractmethod
+    def put(self, key: str, data: bytes, *, expect: str | None | _Any = ANY,
+            content_type: str = "application/json") -> str:
+        """Write ``data``; return the new version. See the module doc for ``expect``."""
+
+    @abstractmethod
+    def exists(self, key: str) -> bool: ...
+
+    @abstractmethod
+    def list(self, prefix: str = "") -> Iterator[str]:
+        """Every key under ``prefix`` (recursive), in no particular order."""
+
+    @abstractmethod
+    def delete(self, key: str) -> None: ...
+
+    def href(self, key: str) -> str:
+        """Absolute URL of ``key`` (for messages and absolute links)."""
+        return self.url.rstrip("/") + "/" + key
+
+
+def _check_key(key: str) -> str:
+    parts = key.split("/")
+    if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        raise ValueError(f"invalid storage key {key!r}")
+    return key
+
+
+class LocalStore(Store):
+    """A directory on local disk (the embedded default)."""
+
+    LOCK_DIR = ".rspy-locks"
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root).expanduser().resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.url = self.root.as_uri()
+        self._thread_locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def _path(self, key: str) -> Path:
+        return self.root / _check_key(key)
+
+    def read(self, key: str) -> Blob | None:
+        try:
+            data = self._path(key).read_bytes()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        return Blob(data, _digest(data))
+
+    def put(self, key: str, data: bytes, *, expect: str | None | _Any = ANY,
+            content_type: str = "application/json") -> str:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self._write_temp(path, data)
+        try:
+            if expect is None:
+                try:
+                    os.link(tmp, path)
+                except FileExistsError:
+                    raise ConflictError(f"{key} already exists") from None
+            elif isinstance(expect, _Any):
+                os.replace(tmp, path)
+            else:
+                with self._locked(key):
+                    current = self.read(key)
+                    if current is None or current.version != expect:
+                        raise ConflictError(f"{key} changed since it was read")
+                    os.replace(tmp, path)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        return _digest(data)
+
+    @staticmethod
+    def _write_temp(path: Path, data: bytes) -> str:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".part")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+        return tmp
+
+    @contextlib.contextmanager
+    def _locked(self, key: str) -> Iterator[None]:
+        # flock excludes other processes; the thread lock excludes threads of this
+        # process, which share one open-file table and so would not exclude each other.
+        with self._guard:
+            tlock = self._thread_locks.setdefault(key, threading.Lock())
+        lock_dir = self.root / self.LOCK_DIR
+        lock_dir.mkdir(exist_ok=True)
+        lock_path = lock_dir / (hashlib.sha1(key.encode()).hexdigest() + ".lock")
+        with tlock, open(lock_path, "a+b") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def list(self, prefix: str = "") -> Iterator[str]:
+        base = self.root / prefix if prefix else self.root
+        if not base.exists():
+            return
+        for dirpath, dirnames, filenames in os.walk(base):
+            dirnames[:] = [d for d in dirnames if d != self.LOCK_DIR]
+            rel = os.path.relpath(dirpath, self.root)
+            for name in filenames:
+                if name.startswith(".tmp-"):
+                    continue
+                yield name if rel == "." else posixpath.join(rel.replace(os.sep, "/"), name)
+
+    def delete(self, key: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self._path(key).unlink()
+
+
+class S3Store(Store):
+    """An S3 prefix; endpoint, region and credentials come from the standard AWS chain."""
+
+    def __init__(self, url: str, *, client: Any = None) -> None:
+        parsed = urlparse(url)
+        if parsed.scheme != "s3" or not parsed.netloc:
+            raise ConfigError(f"not an s3:// URL: {url!r}")
+        self.bucket = parsed.netloc
+        self.prefix = parsed.path.strip("/")
+        self.url = f"s3://{self.bucket}/{self.prefix}".rstrip("/")
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = s3_client()
+        return self._client
+
+    def _key(self, key: str) -> str:
+        _check_key(key)
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def read(self, key: str) -> Blob | None:
+        try:
+            obj = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
+        except self.client.exceptions.NoSuchKey:
+            return None
+        return Blob(obj["Body"].read(), obj["ETag"])
+
+    def put(self, key: str, data: bytes, *, expect: str | None | _Any = ANY,
+            content_type: str = "application/json") -> str:
+        kwargs: dict[str, Any] = {}
+        if expect is None:
+            kwargs["IfNoneMatch"] = "*"
+        elif not isinstance(expect, _Any):
+            kwargs["IfMatch"] = expect
+        try:
+            out = self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data,
+                                         ContentType=content_type, **kwargs)
+        except self.client.exceptions.ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            # 409 ConditionalRequestConflict: a concurrent conditional write is in flight.
+            if status in (412, 409) or code in ("PreconditionFailed", "ConditionalRequestConflict"):
+                raise ConflictError(f"{key}: conditional write lost a race ({code})") from None
+            raise
+        return out["ETag"]
+
+    def exists(self, key: str) -> bool:
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+        except self.client.exceptions.ClientError as exc:
+            if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 404:
+                return False
+            raise
+        return True
+
+    def list(self, prefix: str = "") -> Iterator[str]:
+        full = self._key(prefix) if prefix else self.prefix
+        if full:
+            full = full.rstrip("/") + "/"
+        strip = len(self.prefix) + 1 if self.prefix else 0
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=full):
+            for obj in page.get("Contents", []):
+                yield obj["Key"][strip:]
+
+    def delete(self, key: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
+
+
+def s3_client() -> Any:
+    """A boto3 S3 client from the standard AWS chain (AWS_ENDPOINT_URL honoured)."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.session.Session().client(
+        "s3",
+        endpoint_url=os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL"),
+        config=Config(retries={"max_attempts": 8, "mode": "standard"},
+                      max_pool_connections=32),
+    )
+
+
+def open_store(url: str | os.PathLike[str]) -> Store:
+    """The store for a catalog URL: ``s3://bucket/prefix`` or a local path / ``file://``."""
+    text = os.fspath(url)
+    scheme = urlparse(text).scheme
+    if scheme == "s3":
+        return S3Store(text)
+    if scheme == "file":
+        return LocalStore(urlparse(text).path)
+    if scheme in ("", ) or len(scheme) == 1:  # a plain path (or a Windows drive letter)
+        return LocalStore(text)
+    raise ConfigError(f"unsupported catalog URL scheme {scheme!r} in {text!r}: use a path or s3://")
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.md5(data, usedforsecurity=False).hexdigest()

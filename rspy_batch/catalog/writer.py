@@ -1,0 +1,386 @@
+"""The one way anything is written into the catalog: incremental, ordered, race-safe.
+
+Every stage (ingest, stage, process, publish, campaigns on several machines) updates the
+catalog through :class:`CatalogWriter`. Three rules make it safe:
+
+1. **Bottom-up order.** An item file is written before the day catalog links it, a day
+   catalog before its month links it, and so on up to the root. A crash at any point
+   leaves at worst an unlinked file, never a link to a missing one; a re-run writes the
+   same objects again and adds the missing links.
+2. **Compare-and-swap.** Each object is read, changed in memory and written back only if
+   nobody changed it in between (:meth:`Store.put` with ``expect``); a lost race re-reads
+   and re-applies the change, so concurrent writers never lose each other's updates.
+3. **Touch only what changes.** An object whose new content equals what is stored is not
+   written; adding items rewrites those items, their day catalogs and, when they gain a
+   child or the extent grows, the month, year and collection above them. Nothing else.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import random
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from rspy_batch.catalog import layout
+from rspy_batch.catalog.jsonio import dumps, loads
+from rspy_batch.catalog.storage import Store
+from rspy_batch.errors import ConflictError
+
+log = logging.getLogger(__name__)
+
+STAC_VERSION = "1.1.0"
+JSON = "application/json"
+GEOJSON = "application/geo+json"
+GLOBAL_BBOX = [-180.0, -90.0, 180.0, 90.0]
+STRUCTURAL_RELS = frozenset({"root", "parent", "collection", "self"})
+
+Doc = dict[str, Any]
+Merge = Callable[[Doc | None, Doc], Doc]
+
+
+@dataclass
+class UpsertResult:
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+
+    def extend(self, other: UpsertResult) -> None:
+        self.added += other.added
+        self.updated += other.updated
+        self.unchanged += other.unchanged
+
+
+def replace_merge(existing: Doc | None, new: Doc) -> Doc:
+    """Merge policy that keeps nothing of the stored item."""
+    return new
+
+
+class CatalogWriter:
+    """Writes items, collections and the sub-catalogs between them into a :class:`Store`."""
+
+    def __init__(self, store: Store, *, title: str = "rspy-batch catalog",
+                 description: str = "Copernicus station and processing products",
+                 workers: int = 8, cas_attempts: int = 50) -> None:
+        self.store = store
+        self.title = title
+        self.description = description
+        self.workers = workers
+        self.cas_attempts = cas_attempts
+
+    # -- generic read-modify-write ---------------------------------------------------
+
+    def update(self, key: str, change: Callable[[Doc | None], Doc | None]) -> Doc | None:
+        """Apply ``change`` to the stored object under compare-and-swap.
+
+        ``change`` gets a private copy of the current object (None when absent) and
+        returns the new object, or None / an equal object to leave it as it is. It may be
+        called several times when other writers race us, so it must be a pure function
+        of its argument.
+        """
+        for attempt in range(self.cas_attempts):
+            blob = self.store.read(key)
+            current = loads(blob.data) if blob else None
+            new = change(copy.deepcopy(current))
+            if new is None or new == current:
+                return current
+            try:
+                self.store.put(key, dumps(new), expect=blob.version if blob else None)
+                return new
+            except ConflictError:
+                # Back off a little, with jitter, so racing writers interleave.
+                time.sleep(min(0.5, 0.005 * 2 ** min(attempt, 7)) * random.random())
+        raise ConflictError(f"{key}: gave up after {self.cas_attempts} conflicting writes")
+
+    def read(self, key: str) -> Doc | None:
+        blob = self.store.read(key)
+        return loads(blob.data) if blob else None
+
+    # -- root and collections --------------------------------------------------------
+
+    def ensure_root(self) -> None:
+        def change(root: Doc | None) -> Doc:
+            if root is not None:
+                return root
+            return {
+                "type": "Catalog", "stac_version": STAC_VERSION, "id": "rspy-batch",
+                "title": self.title, "description": self.description,
+                "links": [_link("root", "./catalog.json", self.title)],
+            }
+
+        self.update(layout.ROOT, change)
+
+    def ensure_collection(self, collection: Doc) -> None:
+        """Create the collection (from its template dict) if absent and link it from the root.
+
+        An existing collection keeps its extent and children; its descriptive fields are
+        refreshed from the template so that template edits reach the catalog.
+        """
+        cid = collection["id"]
+        reason = layout.unsafe_id_reason(cid)
+        if reason:
+            raise ValueError(f"collection id: {reason}")
+        key = layout.collection_key(cid)
+        self.ensure_root()
+
+        def change(current: Doc | None) -> Doc:
+            doc = copy.deepcopy(collection)
+            doc.setdefault("stac_version", STAC_VERSION)
+            doc["type"] = "Collection"
+            if current is None:
+                doc["extent"] = {"spatial": {"bbox": [list(GLOBAL_BBOX)]},
+                                 "temporal": {"interval": [[None, None]]}}
+                doc["links"] = [
+                    _link("root", layout.relative_href(key, layout.ROOT), self.title),
+                    _link("parent", layout.relative_href(key, layout.ROOT), self.title),
+                ] + [lk for lk in collection.get("links", []) if lk["rel"] not in STRUCTURAL_RELS]
+                return doc
+            # Keep what items and later stages built up; take descriptive fields from
+            # the template so that template edits reach the catalog.
+            doc["extent"] = current["extent"]
+            own = [lk for lk in collection.get("links", []) if lk["rel"] not in STRUCTURAL_RELS]
+            doc["links"] = _sorted_links(_dedupe_links(current.get("links", []) + own))
+            for k, v in current.items():
+                doc.setdefault(k, v)
+            return doc
+
+        self.update(key, change)
+        self._ensure_child(layout.ROOT, key, collection.get("title") or cid)
+
+    # -- items -----------------------------------------------------------------------
+
+    def upsert_items(self, collection_id: str, items: Iterable[Doc],
+                     merge: Merge = replace_merge) -> UpsertResult:
+        """Add or update items of one collection; return which were added/updated/unchanged.
+
+        The collection must exist (:meth:`ensure_collection`). ``merge(existing, new)``
+        decides what an update keeps of the stored item (e.g. ingest keeps staged hrefs).
+        """
+        placed = [self._place(collection_id, item) for item in items]
+        result = UpsertResult()
+        if not placed:
+            return result
+        with ThreadPoolExecutor(max_workers=self.workers) as pool:
+            outcomes = list(pool.map(lambda kv: self._write_item(*kv, merge), placed))
+        for (_key, item), outcome in zip(placed, outcomes, strict=True):
+            getattr(result, outcome).append(item["id"])
+        self._link_items(collection_id, placed)
+        return result
+
+    def update_item(self, collection_id: str, item: Doc, merge: Merge) -> str:
+        """Write one item through ``merge``; return "added", "updated" or "unchanged"."""
+        result = self.upsert_items(collection_id, [item], merge=merge)
+        return "added" if result.added else "updated" if result.updated else "unchanged"
+
+    def _place(self, collection_id: str, item: Doc) -> tuple[str, Doc]:
+        reason = layout.unsafe_id_reason(item["id"])
+        if reason:
+            raise ValueError(f"item id: {reason}")
+        key = layout.item_key(collection_id, item["id"], layout.item_datetime(item))
+        y, m, d = key.split("/")[1:4]
+        # A JSON round trip makes the in-memory item compare equal to its stored form
+        # (tuples become lists), so an unchanged item is recognised and not rewritten.
+        doc = loads(dumps(item))
+        doc["collection"] = collection_id
+        own = [lk for lk in item.get("links", []) if lk["rel"] not in STRUCTURAL_RELS]
+        doc["links"] = [
+            _link("root", layout.relative_href(key, layout.ROOT), self.title),
+            _link("parent", layout.relative_href(key, layout.day_key(collection_id, y, m, d)),
+                  f"{collection_id} {y}-{m}-{d}"),
+            _link("collection", layout.relative_href(key, layout.collection_key(collection_id)),
+                  collection_id),
+            *own,
+        ]
+        return key, doc
+
+    def _write_item(self, key: str, item: Doc, merge: Merge) -> str:
+        outcome = "unchanged"
+
+        def change(current: Doc | None) -> Doc:
+            nonlocal outcome
+            new = merge(current, item)
+            outcome = "added" if current is None else ("unchanged" if new == current else "updated")
+            return new
+
+        self.update(key, change)
+        return outcome
+
+    def _link_items(self, collection_id: str, placed: list[tuple[str, Doc]]) -> None:
+        days: dict[tuple[str, str, str], list[tuple[str, Doc]]] = defaultdict(list)
+        for key, item in placed:
+            y, m, d = key.split("/")[1:4]
+            days[(y, m, d)].append((key, item))
+        months: dict[tuple[str, str], set[str]] = defaultdict(set)
+        for (y, m, d), entries in sorted(days.items()):
+            self._ensure_day(collection_id, y, m, d, entries)
+            months[(y, m)].add(d)
+        years: dict[str, set[str]] = defaultdict(set)
+        for (y, m), ds in sorted(months.items()):
+            mkey = layout.month_key(collection_id, y, m)
+            self._ensure_subcatalog(collection_id, mkey, f"{y}-{m}",
+                                    [(layout.day_key(collection_id, y, m, d), f"{y}-{m}-{d}")
+                                     for d in sorted(ds)])
+            years[y].add(m)
+        for y, ms in sorted(years.items()):
+            self._ensure_subcatalog(collection_id, layout.year_key(collection_id, y), y,
+                                    [(layout.month_key(collection_id, y, m), f"{y}-{m}")
+                                     for m in sorted(ms)])
+        self._update_collection(collection_id, sorted(years), [item for _, item in placed])
+
+    def _ensure_day(self, cid: str, y: str, m: str, d: str, entries: list[tuple[str, Doc]]) -> None:
+        key = layout.day_key(cid, y, m, d)
+        links = [_link("item", layout.relative_href(key, ikey), item["id"], GEOJSON)
+                 for ikey, item in entries]
+        self._ensure_links(cid, key, f"{y}-{m}-{d}", links)
+
+    def _ensure_subcatalog(self, cid: str, key: str, label: str,
+                           children: list[tuple[str, str]]) -> None:
+        links = [_link("child", layout.relative_href(key, ckey), f"{cid} {title}")
+                 for ckey, title in children]
+        self._ensure_links(cid, key, label, links)
+
+    def _ensure_links(self, cid: str, key: str, label: str, links: list[Doc]) -> None:
+        parent_key = _parent_catalog_key(cid, key)
+
+        def change(current: Doc | None) -> Doc:
+            doc = current or {
+                "type": "Catalog", "stac_version": STAC_VERSION,
+                "id": f"{cid}-{label}", "title": f"{cid} {label}",
+                "description": f"{cid} items dated {label}",
+                "links": [
+                    _link("root", layout.relative_href(key, layout.ROOT), self.title),
+                    _link("parent", layout.relative_href(key, parent_key),
+                          _catalog_title(cid, parent_key)),
+                ],
+            }
+            have = {(lk["rel"], lk["href"]) for lk in doc["links"]}
+            missing = [lk for lk in links if (lk["rel"], lk["href"]) not in have]
+            if missing:
+                doc["links"] = _sorted_links(doc["links"] + missing)
+            return doc
+
+        self.update(key, change)
+
+    def _ensure_child(self, parent_key: str, child_key: str, title: str) -> None:
+        link = _link("child", layout.relative_href(parent_key, child_key), title)
+
+        def change(current: Doc | None) -> Doc | None:
+            if current is None:
+                raise ConflictError(f"{parent_key} vanished while linking {child_key}")
+            if any(lk["rel"] == "child" and lk["href"] == link["href"] for lk in current["links"]):
+                return current
+            current["links"] = _sorted_links(current["links"] + [link])
+            return current
+
+        self.update(parent_key, change)
+
+    def _update_collection(self, cid: str, years: list[str], items: list[Doc]) -> None:
+        key = layout.collection_key(cid)
+        links = [_link("child", layout.relative_href(key, layout.year_key(cid, y)), f"{cid} {y}")
+                 for y in years]
+        bbox, interval = batch_extent(items)
+
+        def change(current: Doc | None) -> Doc:
+            if current is None:
+                raise ConflictError(f"collection {cid} does not exist; ensure_collection first")
+            have = {(lk["rel"], lk["href"]) for lk in current["links"]}
+            missing = [lk for lk in links if (lk["rel"], lk["href"]) not in have]
+            if missing:
+                current["links"] = _sorted_links(current["links"] + missing)
+            current["extent"] = merge_extent(current["extent"], bbox, interval)
+            return current
+
+        self.update(key, change)
+
+
+# -- pure helpers --------------------------------------------------------------------
+
+def _link(rel: str, href: str, title: str | None, media_type: str = JSON) -> Doc:
+    link: Doc = {"rel": rel, "href": href, "type": media_type}
+    if title:
+        link["title"] = title
+    return link
+
+
+_REL_ORDER = {"self": 0, "root": 1, "parent": 2, "collection": 3}
+
+
+def _sorted_links(links: list[Doc]) -> list[Doc]:
+    """Structural links first, then the rest by rel and href: stable bytes on every write."""
+    return sorted(links, key=lambda lk: (_REL_ORDER.get(lk["rel"], 9), lk["rel"], lk["href"]))
+
+
+def _dedupe_links(links: list[Doc]) -> list[Doc]:
+    seen: dict[tuple[str, str], Doc] = {}
+    for lk in links:
+        seen.setdefault((lk["rel"], lk["href"]), lk)
+    return list(seen.values())
+
+
+def _catalog_title(cid: str, key: str) -> str:
+    parts = key.split("/")[1:-1]  # the YYYY / MM / DD segments, if any
+    return f"{cid} {'-'.join(parts)}" if parts and parts[0] != "collection.json" else cid
+
+
+def _parent_catalog_key(cid: str, key: str) -> str:
+    parts = key.split("/")  # cid/YYYY[/MM[/DD]]/catalog.json
+    if len(parts) == 3:
+        return layout.collection_key(cid)
+    return "/".join(parts[:-2] + ["catalog.json"])
+
+
+def batch_extent(items: list[Doc]) -> tuple[list[float] | None, list[str | None]]:
+    """Bounding box (None when no item has geometry) and time interval of ``items``."""
+    boxes = [it["bbox"] for it in items if it.get("bbox")]
+    bbox = None
+    if boxes:
+        bbox = [min(b[0] for b in boxes), min(b[1] for b in boxes),
+                max(b[2] for b in boxes), max(b[3] for b in boxes)]
+    starts, ends = [], []
+    for it in items:
+        p = it["properties"]
+        start = p.get("start_datetime") or p.get("datetime")
+        end = p.get("end_datetime") or p.get("datetime") or start
+        if start:
+            starts.append(layout.parse_datetime(start))
+        if end:
+            ends.append(layout.parse_datetime(end))
+    interval: list[str | None] = [
+        layout.format_datetime(min(starts)) if starts else None,
+        layout.format_datetime(max(ends)) if ends else None,
+    ]
+    return bbox, interval
+
+
+def merge_extent(extent: Doc, bbox: list[float] | None, interval: list[str | None]) -> Doc:
+    """Grow a collection extent to cover a batch. A collection without items yet has the
+    interval ``[null, null]``; its placeholder global bbox is then replaced, not grown,
+    and it stays global when the items have no geometry (CADIP sessions, AUX files)."""
+    extent = copy.deepcopy(extent)
+    old_interval = extent["temporal"]["interval"][0]
+    empty = old_interval == [None, None]
+    old_bbox = extent["spatial"]["bbox"][0]
+    if bbox is not None:
+        if empty:
+            new_bbox = list(bbox)
+        else:
+            new_bbox = [min(old_bbox[0], bbox[0]), min(old_bbox[1], bbox[1]),
+                        max(old_bbox[2], bbox[2]), max(old_bbox[3], bbox[3])]
+        extent["spatial"]["bbox"][0] = new_bbox
+    start, end = interval
+    if empty:
+        extent["temporal"]["interval"][0] = [start, end]
+    else:
+        s0, e0 = old_interval
+        if start and (s0 is None or layout.parse_datetime(start) < layout.parse_datetime(s0)):
+            s0 = start
+        if end and (e0 is None or layout.parse_datetime(end) > layout.parse_datetime(e0)):
+            e0 = end
+        extent["temporal"]["interval"][0] = [s0, e0]
+    return extent
+

@@ -1,0 +1,219 @@
+"""``rspy-batch``: the command line, a thin layer over the library and the Luigi tasks."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from rspy_batch import __version__
+from rspy_batch.catalog import layout
+from rspy_batch.catalog.records import RunRecord, iter_records, read_record, window_id
+from rspy_batch.catalog.storage import open_store
+from rspy_batch.errors import RspyError
+from rspy_batch.logs import setup_logging
+from rspy_batch.mapping.common import iso
+from rspy_batch.orchestration import run as orun
+from rspy_batch.redact import redact
+from rspy_batch.settings import default_catalog, default_stations, default_templates
+from rspy_batch.simulator.cli import station_sim
+from rspy_batch.templates import load_templates
+from rspy_batch.windows import parse_when, split_windows
+
+err = Console(stderr=True)
+out = Console()
+
+catalog_option = click.option("--catalog", default=default_catalog, show_default="$RSPY_CATALOG "
+                              "or ./catalog", help="Catalog root: a directory or s3://bucket/prefix.")
+stations_option = click.option("--stations", default=default_stations, show_default="$RSPY_STATIONS"
+                               " or ./stations.yaml", help="Stations file (YAML).")
+templates_option = click.option("--templates", default=default_templates,
+                                help="Collection template directory [default: catalog_templates/].")
+
+
+@click.group()
+@click.version_option(__version__)
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+def main(verbose: int) -> None:
+    """Copernicus ground-segment batch jobs over a static STAC catalog."""
+    setup_logging(verbose)
+
+
+main.add_command(station_sim, name="station-sim")
+
+
+@main.command()
+@click.option("--collection", "collections", multiple=True, required=True,
+              help="Collection id (repeatable), or 'all' for every template.")
+@click.option("--start", required=True, help="ISO date/datetime, inclusive (UTC).")
+@click.option("--stop", required=True, help="ISO date/datetime, exclusive (UTC).")
+@catalog_option
+@stations_option
+@templates_option
+@click.option("--workers", default=1, show_default=True, help="Luigi worker processes.")
+@click.option("--scheduler-url", default=None, help="Use this luigid instead of an in-process "
+              "scheduler, e.g. http://127.0.0.1:8082.")
+@click.option("--force", is_flag=True, help="Re-run windows already recorded as complete.")
+def ingest(collections: tuple[str, ...], start: str, stop: str, catalog: str, stations: str,
+           templates: str | None, workers: int, scheduler_url: str | None, force: bool) -> None:
+    """Ingest station metadata of collections over [START, STOP) into the catalog.
+
+    Exit codes: 0 done; 1 configuration error; 3 done with rejected entities;
+    4 a window failed; 5 scheduling failed; 6 nothing ran.
+    """
+    from rspy_batch.stations.config import load_stations
+    from tasks.ingest import Ingest
+
+    try:
+        known = load_templates(templates)
+        ids = sorted(known) if "all" in collections else list(collections)
+        for cid in ids:
+            if cid not in known:
+                raise RspyError(f"no template for collection {cid!r} (known: "
+                                f"{', '.join(sorted(known))})")
+        load_stations(stations)  # fail here, with a clear message, not inside a task
+        t0, t1 = parse_when(start), parse_when(stop)
+        windows = {cid: split_windows(t0, t1, known[cid].window_days) for cid in ids}
+    except RspyError as exc:
+        _fail(exc)
+    store = open_store(catalog)
+    if force:
+        for cid, wins in windows.items():
+            for s, e in wins:
+                store.delete(layout.record_key("ingest", cid, window_id(iso(s), iso(e))))
+    err.print(f"Ingesting {len(ids)} collection(s), "
+              f"{sum(len(w) for w in windows.values())} window(s) into {store.url}")
+    status = orun.build([Ingest(collection=cid, start=iso(t0), stop=iso(t1), catalog=catalog,
+                                stations=stations, templates=templates) for cid in ids],
+                        workers=workers, scheduler_url=scheduler_url)
+    records = [r for cid, wins in windows.items() for s, e in wins
+               if (r := read_record(store, "ingest", cid, iso(s), iso(e)))]
+    _print_records(records)
+    rejected = sum(len(r.rejected) for r in records)
+    code = orun.exit_code(status, rejected)
+    err.print(f"Catalog: {store.url}/catalog.json  (exit code {code})")
+    sys.exit(code)
+
+
+@main.command()
+@catalog_option
+@click.option("--no-schemas", is_flag=True, help="Check links and tree structure only.")
+def validate(catalog: str, no_schemas: bool) -> None:
+    """Validate the whole catalog offline (STAC + extension schemas, links, tree)."""
+    from rspy_batch.catalog.validate import validate_catalog
+
+    store = open_store(catalog)
+    report = validate_catalog(store, schemas=not no_schemas)
+    for error in report.errors[:200]:
+        err.print(f"[red]error[/red] {redact(error)}", markup=True, highlight=False)
+    if len(report.errors) > 200:
+        err.print(f"... and {len(report.errors) - 200} more errors")
+    for orphan in report.orphans[:20]:
+        err.print(f"[yellow]orphan[/yellow] {orphan} (unlinked; re-run its task to repair)")
+    verdict = "valid" if report.ok else "INVALID"
+    out.print(f"{store.url}: {verdict}: {report.objects} objects, {report.items} items, "
+              f"{len(report.errors)} errors, {len(report.orphans)} orphans")
+    sys.exit(0 if report.ok else 2)
+
+
+@main.command()
+@catalog_option
+@click.option("--stage", default=None, help="Only this stage (ingest, stage, process, ...).")
+@click.option("--collection", default=None, help="Only this collection.")
+@click.option("--rejected", "show_rejected", is_flag=True,
+              help="List every rejected entity with its reason.")
+def status(catalog: str, stage: str | None, collection: str | None, show_rejected: bool) -> None:
+    """Show what each stage did per collection and window, from the run records."""
+    store = open_store(catalog)
+    records = [r for r in iter_records(store, stage)
+               if collection is None or r.collection == collection]
+    if not records:
+        out.print(f"No run records in {store.url}")
+        return
+    _print_records(records, console=out)
+    if show_rejected:
+        table = Table("collection", "window", "entity", "reason", title="Rejected entities")
+        for r in records:
+            for rej in r.rejected:
+                table.add_row(r.collection, r.window_id, rej.entity, rej.reason)
+        out.print(table)
+    failed = [r for r in records if r.status != "complete"]
+    for r in failed:
+        out.print(f"[red]failed[/red] {r.stage} {r.collection} {r.window_id}: {r.error}",
+                  highlight=False)
+
+
+@main.command()
+@templates_option
+def collections(templates: str | None) -> None:
+    """List the collection templates."""
+    table = Table("id", "service", "station", "query", "title")
+    for tpl in load_templates(templates).values():
+        query = {**tpl.fields, **tpl.attributes}
+        table.add_row(tpl.id, tpl.service, tpl.station,
+                      ", ".join(f"{k}={v}" for k, v in query.items()), tpl.title)
+    out.print(table)
+
+
+@main.command()
+@click.option("--workdir", default="demo", show_default=True, type=click.Path(path_type=Path),
+              help="Where the demo writes its stations file, secrets and catalog.")
+@click.option("--start", default="2026-01-01", show_default=True)
+@click.option("--stop", default="2026-02-01", show_default=True)
+@click.option("--scale", default="1.0", show_default=True, help="Simulator rate multiplier.")
+@click.option("--workers", default=2, show_default=True)
+def demo(workdir: Path, start: str, stop: str, scale: str, workers: int) -> None:
+    """Run the embedded default: station simulator → ingest of every collection → catalog."""
+    from rspy_batch.catalog.validate import validate_catalog
+    from rspy_batch.simulator import SimConfig, Simulator
+    from rspy_batch.simulator.config import parse_scale
+    from tasks.ingest import Ingest
+
+    t0, t1 = parse_when(start), parse_when(stop)
+    workdir = workdir.resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    stations_file, secrets_file = workdir / "stations.yaml", workdir / "secrets.env"
+    catalog = str(workdir / "catalog")
+    overall, per_station = parse_scale(scale)
+    config = SimConfig(seed=42, start=t0, stop=t1, scale=overall, station_scale=per_station)
+    with Simulator(config) as sim:
+        sim.write_stations_file(stations_file)
+        sim.write_secrets_file(secrets_file)
+        os.environ["RSPY_SECRETS_FILE"] = str(secrets_file)
+        err.print(f"Station simulator on {sim.base_url} ({', '.join(sim.stations)})")
+        ids = sorted(load_templates())
+        status = orun.build([Ingest(collection=cid, start=iso(t0), stop=iso(t1), catalog=catalog,
+                                    stations=str(stations_file)) for cid in ids],
+                            workers=workers)
+    store = open_store(catalog)
+    records = list(iter_records(store, "ingest"))
+    _print_records(records)
+    report = validate_catalog(store)
+    out.print(f"\nCatalog: {catalog}/catalog.json: {report.items} items in {len(ids)} "
+              f"collections, {'valid' if report.ok else 'INVALID'}")
+    out.print(f"Browse it: rspy-batch status --catalog {catalog}; "
+              f"rspy-batch validate --catalog {catalog}")
+    sys.exit(orun.exit_code(status, sum(len(r.rejected) for r in records)) or
+             (0 if report.ok else orun.TASK_FAILED))
+
+
+def _print_records(records: Iterable[RunRecord], console: Console = err) -> None:
+    table = Table("stage", "collection", "window", "status", "entities", "added", "updated",
+                  "unchanged", "rejected")
+    for r in records:
+        c = r.counts
+        colour = "green" if r.status == "complete" else "red"
+        table.add_row(r.stage, r.collection, r.window_id, f"[{colour}]{r.status}[/{colour}]",
+                      *(str(c.get(k, "")) for k in ("entities", "added", "updated",
+                                                   "unchanged", "rejected")))
+    console.print(table)
+
+
+def _fail(exc: Exception) -> None:
+    err.print(f"[red]error:[/red] {redact(str(exc))}", highlight=False)
+    sys.exit(orun.CONFIG_ERROR)

@@ -1,0 +1,1 @@
+"""Binary and text file formats read or written by rspy-batch."""

@@ -1,0 +1,11 @@
+"""The STAC extension schema URLs items declare; each is shipped in ``rspy_batch/schemas``."""
+
+FILE = "https://stac-extensions.github.io/file/v2.1.0/schema.json"
+TIMESTAMPS = "https://stac-extensions.github.io/timestamps/v1.1.0/schema.json"
+SAT = "https://stac-extensions.github.io/sat/v1.0.0/schema.json"
+SAR = "https://stac-extensions.github.io/sar/v1.0.0/schema.json"
+PROCESSING = "https://stac-extensions.github.io/processing/v1.2.0/schema.json"
+PRODUCT = "https://stac-extensions.github.io/product/v0.1.0/schema.json"
+EXTERNAL_IDS = "https://stac-extensions.github.io/external-ids/v1.0.0/schema.json"
+CADIP = "https://home.rs-python.eu/cadip-stac-extension/v1.4.0/schema.json"
+AUXIP = "https://home.rs-python.eu/auxip-stac-extension/v1.1.0/schema.json"

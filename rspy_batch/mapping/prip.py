@@ -1,0 +1,108 @@
+"""PRIP product → STAC item: Level-0/1/2 products with their footprint as geometry and the
+sat / sar / eo / processing / product fields RS-PYTHON's ``prip_stac_mapper.json`` maps."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rspy_batch.mapping import extensions as ext
+from rspy_batch.mapping.common import (
+    attributes,
+    drop_none,
+    geometry_and_bbox,
+    iso,
+    platform,
+    require,
+    to_datetime,
+)
+from rspy_batch.mapping.product import product_item
+
+
+def product_to_item(entity: dict[str, Any], *, station_id: str, station_url: str
+                    ) -> dict[str, Any]:
+    attrs = attributes(entity)
+    name = str(require(entity, "Name"))
+    props, extensions = mission_properties(name, attrs, entity)
+    if attrs.get("processingDate"):
+        props["processing:datetime"] = iso(to_datetime(attrs, "processingDate", owner=entity))
+    if entity.get("ProductionType"):
+        props["processing:lineage"] = str(entity["ProductionType"])
+    geometry, bbox = geometry_and_bbox(entity)
+    return product_item(entity, station_id=station_id, station_url=station_url, service="prip",
+                        extensions=extensions, properties=drop_none(props),
+                        geometry=geometry, bbox=bbox)
+
+
+def mission_properties(name: str, attrs: dict[str, Any], entity: dict[str, Any]
+                       ) -> tuple[dict[str, Any], list[str]]:
+    """Fields derived from the product name (always there) and Attributes (PRIP only)."""
+    code = name[:3]
+    platform_id, constellation = platform(code, entity)
+    product_type = attrs.get("productType") or _product_type_from_name(name)
+    props: dict[str, Any] = {
+        "platform": platform_id,
+        "constellation": constellation,
+        "product:type": product_type,
+        "processing:level": processing_level(product_type),
+        "processing:facility": attrs.get("processingCenter"),
+        "processing:version": _str(attrs.get("processorVersion")),
+        "sat:absolute_orbit": _int(attrs.get("orbitNumber")),
+        "sat:relative_orbit": _int(attrs.get("relativeOrbitNumber")),
+        "sat:orbit_state": str(attrs["orbitDirection"]).lower()
+        if attrs.get("orbitDirection") else None,
+    }
+    extensions = [ext.FILE, ext.TIMESTAMPS, ext.PROCESSING, ext.PRODUCT, ext.SAT]
+    if constellation == "sentinel-1":
+        props["instruments"] = ["sar"]
+        props["sar:instrument_mode"] = name[4:6]
+        props["sar:frequency_band"] = "C"
+        props["sar:center_frequency"] = 5.405
+        props["sar:product_type"] = product_type[3:6].rstrip("_") if product_type else None
+        props["sar:polarizations"] = polarizations(attrs.get("polarisationChannels"), name)
+        extensions.append(ext.SAR)
+    elif constellation == "sentinel-2":
+        # eo:cloud_cover waits for the eo extension schema to be shipped (offline validation).
+        props["instruments"] = ["msi"]
+    return props, extensions
+
+
+def processing_level(product_type: str | None) -> str | None:
+    if not product_type:
+        return None
+    if "_0" in product_type or product_type.endswith("0S") or product_type.endswith("0N"):
+        return "L0"
+    for level in ("L1C", "L2A", "L1B", "L1A"):
+        if level in product_type or product_type.endswith(level[1:]):
+            return level
+    if "_1" in product_type:
+        return "L1"
+    if "_2" in product_type:
+        return "L2"
+    return None
+
+
+def polarizations(channels: Any, name: str) -> list[str]:
+    if channels:
+        return [p for p in str(channels).replace("&", " ").replace(",", " ").split() if p]
+    # S1 names carry it: ..._0SDV_ → dual VV+VH, SH → single HH, etc.
+    code = name[14:16] if len(name) > 16 else ""
+    return {"DV": ["VV", "VH"], "DH": ["HH", "HV"], "SV": ["VV"], "SH": ["HH"]}.get(code, [])
+
+
+def _product_type_from_name(name: str) -> str | None:
+    if name.startswith("S1") and len(name) > 14:
+        return name[4:14]
+    if name.startswith("S2") and len(name) > 10:
+        return "S2" + name[4:10]
+    return None
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return None if value is None else int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _str(value: Any) -> str | None:
+    return None if value is None else str(value)

@@ -1,0 +1,28 @@
+"""Where things are, when the command line does not say: environment, then defaults.
+
+| setting   | flag          | environment       | default                                   |
+|-----------|---------------|-------------------|-------------------------------------------|
+| catalog   | ``--catalog`` | ``RSPY_CATALOG``  | ``./catalog``                             |
+| stations  | ``--stations``| ``RSPY_STATIONS`` | ``./stations.yaml``                       |
+| templates | ``--templates``| ``RSPY_TEMPLATES``| the repository's ``catalog_templates/``  |
+| secrets   |               | ``RSPY_SECRETS_FILE`` | ``~/.config/rspy-batch/secrets.env``  |
+
+S3 endpoint, region and credentials come from the standard AWS chain
+(``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``, ``~/.aws/...``).
+"""
+
+from __future__ import annotations
+
+import os
+
+
+def default_catalog() -> str:
+    return os.environ.get("RSPY_CATALOG", "catalog")
+
+
+def default_stations() -> str:
+    return os.environ.get("RSPY_STATIONS", "stations.yaml")
+
+
+def default_templates() -> str | None:
+    return os.environ.get("RSPY_TEMPLATES")

@@ -1,0 +1,1 @@
+"""Luigi tasks: thin ``requires``/``output``/``run`` layers over :mod:`rspy_batch`."""

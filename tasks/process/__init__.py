@@ -1,0 +1,1 @@
+"""Luigi tasks of the process stage (to come)."""

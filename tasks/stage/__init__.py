@@ -1,0 +1,1 @@
+"""Luigi tasks of the stage stage (to come)."""
