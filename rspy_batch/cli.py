@@ -137,11 +137,12 @@ def status(catalog: str, stage: str | None, collection: str | None, show_rejecte
         return
     _print_records(records, console=out)
     if show_rejected:
-        table = Table("collection", "window", "entity", "reason", title="Rejected entities")
+        # Plain lines, never truncated: operators grep and copy entity names from here.
         for r in records:
             for rej in r.rejected:
-                table.add_row(r.collection, r.window_id, rej.entity, rej.reason)
-        out.print(table)
+                # repr: a hostile name (control characters, separators) shows as escaped text
+                out.print(f"rejected {r.collection} {r.window_id} {rej.entity!r}: {rej.reason}",
+                          highlight=False, markup=False, soft_wrap=True)
     failed = [r for r in records if r.status != "complete"]
     for r in failed:
         out.print(f"[red]failed[/red] {r.stage} {r.collection} {r.window_id}: {r.error}",

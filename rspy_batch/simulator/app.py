@@ -29,8 +29,17 @@ _SETS = {
     "lta": ("Products", "Orders"),
 }
 _ORDER_SCHEMA = frozenset(
-    ("Id", "Status", "StatusMessage", "OrderSize", "SubmissionDate", "EstimatedDate",
-     "CompletedDate", "EvictionDate", "Priority")
+    (
+        "Id",
+        "Status",
+        "StatusMessage",
+        "OrderSize",
+        "SubmissionDate",
+        "EstimatedDate",
+        "CompletedDate",
+        "EvictionDate",
+        "Priority",
+    )
 )
 _LISTING_FAULTS = ("http-5xx", "http-429", "malformed-json", "slow")
 _DOWNLOAD_FAULTS = ("http-5xx", "http-429", "truncate", "slow")
@@ -47,8 +56,11 @@ class App:
         self.catalogs = {sid: StationCatalog(config, st) for sid, st in self.stations.items()}
         self.credentials = {sid: station_credentials(config.seed, sid) for sid in self.stations}
         self.tokens = TokenStore(config.effective_token_ttl, config.refresh_ttl)
-        self.orders = {sid: OrderBook(config.seed, config.order_delay)
-                       for sid, st in self.stations.items() if st.service == "lta"}
+        self.orders = {
+            sid: OrderBook(config.seed, config.order_delay)
+            for sid, st in self.stations.items()
+            if st.service == "lta"
+        }
         self.faults = TransientFaults(config.faults, config.seed)
         self.stats = Stats()
         self.base_url = ""  # set once the listeners are bound
@@ -217,8 +229,10 @@ class App:
                 e = {**e, "Files": [f.entity for f in catalog.files_of(rec)]}
             if "qualityinfo" in opts.expand:
                 quality = catalog.sets()["QualityInfo"]
-                e = {**e, "qualityInfo": [q.entity for q in quality
-                                          if q.entity["SessionId"] == rec.key]}
+                e = {
+                    **e,
+                    "qualityInfo": [q.entity for q in quality if q.entity["SessionId"] == rec.key],
+                }
         return e
 
     # -- downloads ------------------------------------------------------------------
@@ -306,4 +320,3 @@ class App:
             orders = sort_entities(orders, parse_orderby(opts.orderby, _ORDER_SCHEMA), lambda o: o)
         total = len(orders)
         return self._envelope("lta", orders[opts.skip : opts.skip + opts.top], total, opts)
-

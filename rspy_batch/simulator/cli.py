@@ -21,24 +21,51 @@ def _utc(value: datetime) -> datetime:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option("--port", default=8765, show_default=True, type=int, help="0 picks a free port.")
 @click.option("--seed", default=42, show_default=True, type=int)
-@click.option("--start", type=click.DateTime(), default="2026-01-01", show_default=True,
-              help="Start of the simulated time span (UTC).")
-@click.option("--stop", type=click.DateTime(), default="2026-01-08", show_default=True,
-              help="End of the simulated time span (UTC).")
-@click.option("--scale", default="1.0", show_default=True,
-              help="Rate factor: a float, station=float pairs, or both, e.g. 0.5,s2b=300.")
+@click.option(
+    "--start",
+    type=click.DateTime(),
+    default="2026-01-01",
+    show_default=True,
+    help="Start of the simulated time span (UTC).",
+)
+@click.option(
+    "--stop",
+    type=click.DateTime(),
+    default="2026-01-08",
+    show_default=True,
+    help="End of the simulated time span (UTC).",
+)
+@click.option(
+    "--scale",
+    default="1.0",
+    show_default=True,
+    help="Rate factor: a float, station=float pairs, or both, e.g. 0.5,s2b=300.",
+)
 @click.option("--faults", default="", help="Fault spec, e.g. http-5xx=0.1,truncate=0.05.")
-@click.option("--redirect", type=click.Choice(["same", "other"]), default="same",
-              show_default=True, help="Where nsg downloads redirect to.")
+@click.option(
+    "--redirect",
+    type=click.Choice(["same", "other"]),
+    default="same",
+    show_default=True,
+    help="Where nsg downloads redirect to.",
+)
 @click.option("--page-cap", default=1000, show_default=True, type=int)
 @click.option("--token-ttl", default=1200.0, show_default=True, type=float)
 @click.option("--order-delay", default=2.0, show_default=True, type=float)
 @click.option("--cadu-chunk-bytes", default=64 * 1024, show_default=True, type=int)
 @click.option("--product-bytes", default=16 * 1024, show_default=True, type=int)
-@click.option("--stations-out", type=click.Path(dir_okay=False, path_type=Path),
-              default="stations.yaml", show_default=True)
-@click.option("--secrets-out", type=click.Path(dir_okay=False, path_type=Path),
-              default="station-secrets.env", show_default=True)
+@click.option(
+    "--stations-out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default="stations.yaml",
+    show_default=True,
+)
+@click.option(
+    "--secrets-out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default="station-secrets.env",
+    show_default=True,
+)
 def station_sim(
     host: str,
     port: int,
@@ -60,10 +87,19 @@ def station_sim(
     try:
         overall, per_station = parse_scale(scale)
         config = SimConfig(
-            seed=seed, start=_utc(start), stop=_utc(stop), scale=overall,
-            station_scale=per_station, faults=FaultSpec.parse(faults), redirect=redirect,
-            host=host, port=port, page_cap=page_cap, token_ttl=token_ttl,
-            order_delay=order_delay, cadu_chunk_bytes=cadu_chunk_bytes,
+            seed=seed,
+            start=_utc(start),
+            stop=_utc(stop),
+            scale=overall,
+            station_scale=per_station,
+            faults=FaultSpec.parse(faults),
+            redirect=redirect,
+            host=host,
+            port=port,
+            page_cap=page_cap,
+            token_ttl=token_ttl,
+            order_delay=order_delay,
+            cadu_chunk_bytes=cadu_chunk_bytes,
             product_bytes=product_bytes,
         )
     except ValueError as exc:
@@ -79,7 +115,7 @@ def station_sim(
             click.echo(f"  {sid:5s} {info['service']:6s} {info['url']}")
         click.echo(f"ground truth: {sim.base_url}/_sim/truth/<station>, stats: /_sim/stats")
         click.echo("point a client at it with:")
-        click.echo(f"  export RSPY_STATIONS_FILE={stations_out.resolve()}")
+        click.echo(f"  export RSPY_STATIONS={stations_out.resolve()}")
         click.echo(f"  export RSPY_SECRETS_FILE={secrets_out.resolve()}")
         click.echo("Ctrl-C to stop.")
         threading.Event().wait()

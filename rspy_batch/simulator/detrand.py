@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import random
 import uuid
+from functools import lru_cache
 
 import numpy as np
 
@@ -30,6 +31,28 @@ def unit(seed: int, *key: object) -> float:
 def py_rng(seed: int, *key: object) -> random.Random:
     """A stdlib generator for metadata (cheap to create, fine for small draws)."""
     return random.Random(int.from_bytes(digest(seed, *key)[:8], "big"))
+
+
+_POOL_BYTES = 1 << 20
+
+
+@lru_cache(maxsize=8)
+def _pool(seed: int) -> bytes:
+    return np_rng(seed, "byte-pool").bytes(_POOL_BYTES)
+
+
+def payload_bytes(seed: int, n: int, *key: object) -> bytes:
+    """``n`` reproducible random-looking bytes: a window into a per-seed random pool.
+
+    Drawing fresh random bytes per product cost more than hashing them; a window
+    at a per-entity offset is as incompressible and makes each payload distinct.
+    """
+    pool = _pool(seed)
+    start = int.from_bytes(digest(seed, "bytes", *key)[:4], "big") % _POOL_BYTES
+    out = pool[start : start + n]
+    while len(out) < n:
+        out += pool[: n - len(out)]
+    return out
 
 
 def np_rng(seed: int, *key: object) -> np.random.Generator:

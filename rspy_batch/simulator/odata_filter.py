@@ -224,8 +224,11 @@ class _Compiler:
             if len(node.args) != 2:
                 raise FilterError("InvalidFilter", f"{name}() takes two arguments")
             subject, needle = self.value(node.args[0]), self.value(node.args[1])
-            method = {"contains": str.__contains__, "startswith": str.startswith,
-                      "endswith": str.endswith}[name]
+            method = {
+                "contains": str.__contains__,
+                "startswith": str.startswith,
+                "endswith": str.endswith,
+            }[name]
 
             def text_op(e: dict, el: Any) -> bool:
                 s, n = subject(e, el), needle(e, el)

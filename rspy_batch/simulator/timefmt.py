@@ -7,8 +7,10 @@ from datetime import UTC, datetime
 
 def iso_ms(t: datetime) -> str:
     """``2020-01-05T07:22:04.051Z``."""
-    t = t.astimezone(UTC)
-    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
+    if t.utcoffset():
+        t = t.astimezone(UTC)
+    # isoformat is C code; strftime was the top cost when generating 100k products.
+    return t.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
 
 def compact(t: datetime) -> str:
