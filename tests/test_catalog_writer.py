@@ -119,8 +119,9 @@ def test_concurrent_read_modify_write_loses_no_update(store: Store) -> None:
 
     def bump(worker: int) -> None:
         for k in range(10):
+            tag = f"{worker}-{k}"
             writer.update("counter.json",
-                          lambda d: {"n": d["n"] + 1, "who": d["who"] + [f"{worker}-{k}"]})
+                          lambda d, tag=tag: {"n": d["n"] + 1, "who": d["who"] + [tag]})
 
     threads = [threading.Thread(target=bump, args=(w,)) for w in range(4)]
     for t in threads:

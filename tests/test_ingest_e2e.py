@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import make_simulator
 from e2e import catalog_item_ids, expected, popen_cli, run_cli, stac_files
 
 from rspy_batch.catalog.records import iter_records
@@ -20,7 +21,6 @@ from rspy_batch.catalog.validate import validate_catalog
 from rspy_batch.simulator.faults import FaultSpec
 from rspy_batch.templates import load_templates
 from rspy_batch.windows import split_windows
-from conftest import make_simulator
 
 JAN = datetime(2026, 1, 1, tzinfo=UTC)
 FEB = datetime(2026, 2, 1, tzinfo=UTC)
