@@ -40,7 +40,7 @@ Progress = Callable[[int, int], None]  # (entities seen, items written)
 
 
 def ingest_window(template: CollectionTemplate, start: datetime, stop: datetime, *,
-                  store: Store, stations: dict[str, StationConfig], workers: int = 8,
+                  store: Store, stations: dict[str, StationConfig], workers: int | None = None,
                   client: ODataClient | None = None, progress: Progress | None = None
                   ) -> RunRecord:
     """Ingest ``[start, stop)`` of one collection; return the window's run record.

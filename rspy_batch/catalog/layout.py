@@ -76,9 +76,20 @@ def record_key(stage: str, collection_id: str, window_id: str) -> str:
 
 
 def relative_href(from_key: str, to_key: str) -> str:
-    """Href of ``to_key`` relative to the document at ``from_key`` (``./`` or ``../`` form)."""
-    rel = posixpath.relpath(to_key, posixpath.dirname(from_key) or ".")
-    return rel if rel.startswith("../") else "./" + rel
+    """Href of ``to_key`` relative to the document at ``from_key`` (``./`` or ``../`` form).
+
+    Keys are normalised (no ``.``/``..`` segments, see storage), so comparing segments is
+    exact; it is also several times faster than ``posixpath.relpath``, which matters at
+    three links per item.
+    """
+    src = from_key.split("/")[:-1]
+    dst = to_key.split("/")
+    common = 0
+    while common < len(src) and common < len(dst) - 1 and src[common] == dst[common]:
+        common += 1
+    rest = "/".join(dst[common:])
+    up = len(src) - common
+    return "../" * up + rest if up else "./" + rest
 
 
 def resolve_href(from_key: str, href: str) -> str:

@@ -19,9 +19,9 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import itertools
 import os
 import posixpath
-import tempfile
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -52,6 +52,8 @@ class Store(ABC):
     """A flat key space of ``/``-separated keys under one root URL."""
 
     url: str
+    write_concurrency: int = 1
+    """Threads worth using for independent writes: many where each waits on the network."""
 
     @abstractmethod
     def read(self, key: str) -> Blob | None:
@@ -92,16 +94,19 @@ class LocalStore(Store):
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root).expanduser().resolve()
         self.root.mkdir(parents=True, exist_ok=True)
+        self._root = str(self.root)
         self.url = self.root.as_uri()
+        self._tmp_counter = itertools.count()
         self._thread_locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
 
-    def _path(self, key: str) -> Path:
-        return self.root / _check_key(key)
+    def _path(self, key: str) -> str:
+        return os.path.join(self._root, _check_key(key))
 
     def read(self, key: str) -> Blob | None:
         try:
-            data = self._path(key).read_bytes()
+            with open(self._path(key), "rb") as fh:
+                data = fh.read()
         except (FileNotFoundError, NotADirectoryError):
             return None
         return Blob(data, _digest(data))
@@ -109,7 +114,7 @@ class LocalStore(Store):
     def put(self, key: str, data: bytes, *, expect: str | None | _Any = ANY,
             content_type: str = "application/json") -> str:
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
         tmp = self._write_temp(path, data)
         try:
             if expect is None:
@@ -130,9 +135,11 @@ class LocalStore(Store):
                 os.unlink(tmp)
         return _digest(data)
 
-    @staticmethod
-    def _write_temp(path: Path, data: bytes) -> str:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".part")
+    def _write_temp(self, path: str, data: bytes) -> str:
+        # Unique per process, thread and call; O_EXCL guards against any leftover.
+        tmp = (f"{os.path.dirname(path)}/.tmp-{os.getpid()}-{threading.get_ident()}-"
+               f"{next(self._tmp_counter)}.part")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
@@ -158,7 +165,7 @@ class LocalStore(Store):
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
     def exists(self, key: str) -> bool:
-        return self._path(key).is_file()
+        return os.path.isfile(self._path(key))
 
     def list(self, prefix: str = "") -> Iterator[str]:
         base = self.root / prefix if prefix else self.root
@@ -174,11 +181,13 @@ class LocalStore(Store):
 
     def delete(self, key: str) -> None:
         with contextlib.suppress(FileNotFoundError):
-            self._path(key).unlink()
+            os.unlink(self._path(key))
 
 
 class S3Store(Store):
     """An S3 prefix; endpoint, region and credentials come from the standard AWS chain."""
+
+    write_concurrency = 16
 
     def __init__(self, url: str, *, client: Any = None) -> None:
         parsed = urlparse(url)

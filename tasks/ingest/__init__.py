@@ -28,8 +28,8 @@ class IngestWindow(luigi.Task):
     catalog = luigi.Parameter(default=default_catalog())
     stations = luigi.Parameter(default=default_stations())
     templates = luigi.OptionalParameter(default=default_templates())
-    writers = luigi.IntParameter(default=8, significant=False,
-                                 description="threads writing items")
+    writers = luigi.IntParameter(default=0, significant=False,
+                                 description="threads writing items (0: the store's default)")
 
     def output(self) -> RunRecordTarget:
         return RunRecordTarget(self.catalog, STAGE, self.collection, self.start, self.stop)
@@ -38,7 +38,7 @@ class IngestWindow(luigi.Task):
         ingest_window(get_template(self.collection, self.templates),
                       parse_when(self.start), parse_when(self.stop),
                       store=open_store(self.catalog), stations=load_stations(self.stations),
-                      workers=self.writers)
+                      workers=self.writers or None)
 
 
 class Ingest(luigi.WrapperTask):
