@@ -25,8 +25,9 @@ from rspy_batch.simulator.cli import station_sim
 from rspy_batch.templates import load_templates
 from rspy_batch.windows import parse_when, split_windows
 
-err = Console(stderr=True)
-out = Console()
+# Off a terminal (cron mail, CI logs) rich would cut tables at 80 columns.
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+out = Console(width=None if sys.stdout.isatty() else 160)
 
 catalog_option = click.option("--catalog", default=default_catalog, show_default="$RSPY_CATALOG "
                               "or ./catalog", help="Catalog root: a directory or s3://bucket/prefix.")
@@ -127,7 +128,9 @@ def validate(catalog: str, no_schemas: bool) -> None:
 @click.option("--collection", default=None, help="Only this collection.")
 @click.option("--rejected", "show_rejected", is_flag=True,
               help="List every rejected entity with its reason.")
-def status(catalog: str, stage: str | None, collection: str | None, show_rejected: bool) -> None:
+@click.option("--windows", is_flag=True, help="One row per window instead of per collection.")
+def status(catalog: str, stage: str | None, collection: str | None, show_rejected: bool,
+           windows: bool) -> None:
     """Show what each stage did per collection and window, from the run records."""
     store = open_store(catalog)
     records = [r for r in iter_records(store, stage)
@@ -135,7 +138,7 @@ def status(catalog: str, stage: str | None, collection: str | None, show_rejecte
     if not records:
         out.print(f"No run records in {store.url}")
         return
-    _print_records(records, console=out)
+    _print_records(records, console=out, per_window=windows)
     if show_rejected:
         # Plain lines, never truncated: operators grep and copy entity names from here.
         for r in records:
@@ -203,15 +206,25 @@ def demo(workdir: Path, start: str, stop: str, scale: str, workers: int) -> None
              (0 if report.ok else orun.TASK_FAILED))
 
 
-def _print_records(records: Iterable[RunRecord], console: Console = err) -> None:
-    table = Table("stage", "collection", "window", "status", "entities", "added", "updated",
-                  "unchanged", "rejected")
+COUNTS = ("entities", "added", "updated", "unchanged", "rejected")
+
+
+def _print_records(records: Iterable[RunRecord], console: Console = err,
+                   per_window: bool = False) -> None:
+    """One row per (stage, collection) with summed counts, or one per window."""
+    rows: dict[tuple[str, ...], dict[str, int]] = {}
     for r in records:
-        c = r.counts
-        colour = "green" if r.status == "complete" else "red"
-        table.add_row(r.stage, r.collection, r.window_id, f"[{colour}]{r.status}[/{colour}]",
-                      *(str(c.get(k, "")) for k in ("entities", "added", "updated",
-                                                   "unchanged", "rejected")))
+        key = (r.stage, r.collection, r.window_id) if per_window else (r.stage, r.collection)
+        row = rows.setdefault(key, {"complete": 0, "failed": 0, **dict.fromkeys(COUNTS, 0)})
+        row["complete" if r.status == "complete" else "failed"] += 1
+        for k in COUNTS:
+            row[k] += r.counts.get(k, 0)
+    headers = ["stage", "collection", *(["window"] if per_window else []), "windows ok",
+               "failed", *COUNTS]
+    table = Table(*headers)
+    for key, row in sorted(rows.items()):
+        failed = f"[red]{row['failed']}[/red]" if row["failed"] else "0"
+        table.add_row(*key, str(row["complete"]), failed, *(str(row[k]) for k in COUNTS))
     console.print(table)
 
 

@@ -83,8 +83,12 @@ def _ingest(template: CollectionTemplate, station: StationConfig, client: ODataC
         counts["updated"] += len(result.updated)
         counts["unchanged"] += len(result.unchanged)
         batch.clear()
+        written = counts["added"] + counts["updated"] + counts["unchanged"]
+        log.info("ingest %s %s..%s: %d entities, %d items written, %d rejected", template.id,
+                 record.start[:10], record.stop[:10], counts["entities"], written,
+                 counts["rejected"])
         if progress:
-            progress(counts["entities"], counts["added"] + counts["updated"] + counts["unchanged"])
+            progress(counts["entities"], written)
 
     for entity in search(client, template, start, stop):
         counts["entities"] += 1

@@ -137,7 +137,7 @@ def test_unreachable_station_fails_its_windows_only(simulator, tmp_path: Path) -
     failed = [r for r in iter_records(store, "ingest") if r.status == "failed"]
     assert failed and {r.collection for r in failed} == {"prip-s1a-iw-raw"}
     assert all("s1a" in r.error for r in failed)
-    assert "failed" in run_cli("status", "--catalog", str(catalog)).stdout
+    assert "failed ingest prip-s1a-iw-raw" in run_cli("status", "--catalog", str(catalog)).stdout
     assert validate_catalog(store).ok
     res = run_cli(*args, "--stations", str(simulator.stations_file))
     assert res.returncode == 0, res.stderr

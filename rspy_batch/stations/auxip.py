@@ -14,7 +14,6 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from .client import ODataClient
-from .odata import search_filter
 
 PRODUCTS = "Products"
 
@@ -29,12 +28,8 @@ def search_products(
     time_field: str = "PublicationDate",
 ) -> Iterator[dict]:
     """Products matching ``fields`` and ``attributes`` with ``time_field`` in ``[start, stop)``."""
-    filter_ = search_filter(
-        fields=fields, attributes=attributes, start=start, stop=stop, time_field=time_field
-    )
-    return client.iter_entities(
-        PRODUCTS, filter=filter_, expand="Attributes", orderby=f"{time_field} asc"
-    )
+    return client.search(PRODUCTS, expand="Attributes", fields=fields, attributes=attributes,
+                         start=start, stop=stop, time_field=time_field)
 
 
 def product_download_url(client: ODataClient, product_id: Any) -> str:

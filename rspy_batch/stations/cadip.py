@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from .client import ODataClient, entities_from_payload
-from .odata import eq, search_filter
+from .odata import eq
 
 SESSIONS = "Sessions"
 FILES = "Files"
@@ -29,10 +29,8 @@ def search_sessions(
     time_field: str = "PublicationDate",
 ) -> Iterator[dict]:
     """Sessions matching ``fields`` with ``time_field`` in ``[start, stop)``, files included."""
-    filter_ = search_filter(fields=fields, start=start, stop=stop, time_field=time_field)
-    for session in client.iter_entities(
-        SESSIONS, filter=filter_, expand="Files", orderby=f"{time_field} asc"
-    ):
+    for session in client.search(SESSIONS, expand="Files", fields=fields, start=start,
+                                 stop=stop, time_field=time_field):
         # Some stations ignore $expand (or have it switched off); an empty list is
         # a real answer, a missing or null one is not.
         if session.get("Files") is None and session.get("SessionId"):

@@ -26,7 +26,7 @@ from rspy_batch.redact import redact
 
 from .auth import TokenManager, error_detail
 from .config import StationConfig
-from .odata import encode_query, query_params
+from .odata import encode_query, query_params, search_filter
 
 log = logging.getLogger(__name__)
 
@@ -232,6 +232,25 @@ class ODataClient:
         return resp.status_code, payload
 
     # -- paging -----------------------------------------------------------------
+
+    def search(
+        self,
+        entity_set: str,
+        *,
+        expand: str | None = None,
+        fields: Mapping[str, Any] | None = None,
+        attributes: Mapping[str, Any] | None = None,
+        start: Any = None,
+        stop: Any = None,
+        time_field: str = "PublicationDate",
+        intersects: str | None = None,
+    ) -> Iterator[dict]:
+        """Entities matching the criteria with ``time_field`` in ``[start, stop)``, oldest
+        first (a stable order keeps ``$skip`` paging consistent while a station publishes)."""
+        filter_ = search_filter(fields=fields, attributes=attributes, start=start, stop=stop,
+                                time_field=time_field, footprint_wkt=intersects)
+        return self.iter_entities(entity_set, filter=filter_, expand=expand,
+                                  orderby=f"{time_field} asc")
 
     def iter_entities(
         self,

@@ -18,7 +18,7 @@ from typing import Any
 from rspy_batch.errors import StationError
 
 from .client import ODataClient, StationHTTPError, entities_from_payload
-from .odata import eq, query_params, search_filter
+from .odata import eq, query_params
 
 PRODUCTS = "Products"
 ORDERS = "Orders"
@@ -34,11 +34,10 @@ def search_products(
     time_field: str = "PublicationDate",
     intersects: str | None = None,
 ) -> Iterator[dict]:
-    """Products matching ``fields`` with ``time_field`` in ``[start, stop)``."""
-    filter_ = search_filter(
-        fields=fields, start=start, stop=stop, time_field=time_field, footprint_wkt=intersects
-    )
-    return client.iter_entities(PRODUCTS, filter=filter_, orderby=f"{time_field} asc")
+    """Products matching ``fields`` with ``time_field`` in ``[start, stop)`` (no Attributes:
+    LTA entities have none)."""
+    return client.search(PRODUCTS, fields=fields, start=start, stop=stop,
+                         time_field=time_field, intersects=intersects)
 
 
 def create_order(client: ODataClient, product_id: Any, *, priority: int | None = None) -> dict:

@@ -13,7 +13,6 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from .client import ODataClient
-from .odata import search_filter
 
 PRODUCTS = "Products"
 
@@ -29,17 +28,8 @@ def search_products(
     intersects: str | None = None,
 ) -> Iterator[dict]:
     """Products matching the criteria; ``intersects`` is a WGS84 WKT geometry."""
-    filter_ = search_filter(
-        fields=fields,
-        attributes=attributes,
-        start=start,
-        stop=stop,
-        time_field=time_field,
-        footprint_wkt=intersects,
-    )
-    return client.iter_entities(
-        PRODUCTS, filter=filter_, expand="Attributes", orderby=f"{time_field} asc"
-    )
+    return client.search(PRODUCTS, expand="Attributes", fields=fields, attributes=attributes,
+                         start=start, stop=stop, time_field=time_field, intersects=intersects)
 
 
 def product_download_url(client: ODataClient, product_id: Any) -> str:

@@ -38,7 +38,11 @@ class IngestWindow(luigi.Task):
         ingest_window(get_template(self.collection, self.templates),
                       parse_when(self.start), parse_when(self.stop),
                       store=open_store(self.catalog), stations=load_stations(self.stations),
-                      workers=self.writers or None)
+                      workers=self.writers or None, progress=self._progress)
+
+    def _progress(self, entities: int, written: int) -> None:
+        # Shown by luigid's web UI for the running task.
+        self.set_status_message(f"{entities} entities seen, {written} items written")
 
 
 class Ingest(luigi.WrapperTask):
