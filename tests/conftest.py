@@ -64,6 +64,7 @@ def make_simulator(tmp_path: Path, **overrides: object):  # noqa: ANN201
                           "cadu_chunk_bytes": 4096, "product_bytes": 2048, **overrides})
     sim = Simulator(config)
     sim.start()
+    tmp_path.mkdir(parents=True, exist_ok=True)
     sim.stations_file = tmp_path / "stations.yaml"
     sim.write_stations_file(sim.stations_file)
     secrets = tmp_path / "secrets.env"

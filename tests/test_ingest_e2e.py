@@ -15,6 +15,7 @@ import yaml
 from conftest import make_simulator
 from e2e import catalog_item_ids, expected, popen_cli, run_cli, stac_files
 
+from rspy_batch.catalog.reader import iter_items
 from rspy_batch.catalog.records import iter_records
 from rspy_batch.catalog.storage import LocalStore, S3Store, Store, open_store
 from rspy_batch.catalog.validate import validate_catalog
@@ -212,3 +213,40 @@ def test_no_credential_in_catalog_records_or_logs(simulator, tmp_path: Path,
         assert secret not in logs
         assert not any(secret.encode() in b for b in blobs)
     assert "DEBUG" in logs  # the verbose run did log
+
+
+def test_entity_changed_at_station_updates_its_item(tmp_path: Path) -> None:
+    """Same seed, same port, other payload size: every product's size and checksum change
+    at the station; a re-ingest updates those items in place, adding none."""
+    from rspy_batch.ingest import ingest_window
+    from rspy_batch.stations.config import load_stations
+    from rspy_batch.templates import get_template
+
+    tpl = get_template("prip-s1a-iw-raw")
+    stop = datetime(2026, 1, 8, tzinfo=UTC)
+    store = LocalStore(tmp_path / "catalog")
+    first = make_simulator(tmp_path / "a", product_bytes=2048)
+    port = int(first.base_url.rsplit(":", 1)[1])
+    try:
+        record = ingest_window(tpl, JAN, stop, store=store,
+                               stations=load_stations(first.stations_file))
+    finally:
+        first.stop()
+    n = record.counts["added"]
+    before = {it["id"]: it for it in iter_items(store, tpl.id)}
+    second = make_simulator(tmp_path / "b", product_bytes=4096, port=port)
+    try:
+        record = ingest_window(tpl, JAN, stop, store=store,
+                               stations=load_stations(second.stations_file))
+    finally:
+        second.stop()
+    assert record.counts == {"entities": n, "added": 0, "updated": n, "unchanged": 0,
+                             "rejected": 0}
+    after = {it["id"]: it for it in iter_items(store, tpl.id)}
+    assert after.keys() == before.keys()
+    for item_id, item in after.items():
+        (asset,) = item["assets"].values()
+        (old,) = before[item_id]["assets"].values()
+        assert asset["file:size"] > old["file:size"]
+        assert asset["file:checksum"] != old["file:checksum"]
+    assert validate_catalog(store).ok

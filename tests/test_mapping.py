@@ -169,3 +169,17 @@ def test_windows_are_aligned_and_clipped() -> None:
     # a second range overlapping the first shares its inner windows exactly
     other = split_windows(parse_when("2025-12-20"), parse_when("2026-01-20"), 7)
     assert set(wins[1:3]) <= set(other)
+
+
+def test_s2_product_carries_cloud_cover_checked_by_eo_schema() -> None:
+    entity = copy.deepcopy(PRIP)
+    entity["Name"] = "S2B_MSIL1C_20260105T101309_N0511_R022_T32TQM_20260105T121212.SAFE.zip"
+    entity["Attributes"] = [{"Name": "productType", "ValueType": "String", "Value": "S2MSI1C"},
+                            {"Name": "cloudCover", "ValueType": "Double", "Value": 37.5}]
+    item = prip.product_to_item(entity, station_id="s2b", station_url=URL)
+    assert item["properties"]["eo:cloud_cover"] == 37.5
+    assert item["properties"]["processing:level"] == "L1C"
+    assert item["properties"]["instruments"] == ["msi"]
+    assert validate_dict(item) == []
+    item["properties"]["eo:cloud_cover"] = 150.0
+    assert any("eo:cloud_cover" in e for e in validate_dict(item))

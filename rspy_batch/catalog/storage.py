@@ -31,6 +31,7 @@ from typing import Any, Final
 from urllib.parse import urlparse
 
 from rspy_batch.errors import ConfigError, ConflictError
+from rspy_batch.redact import register_secret
 
 
 class _Any:
@@ -262,6 +263,8 @@ def s3_client() -> Any:
     import boto3
     from botocore.config import Config
 
+    for name in ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        register_secret(os.environ.get(name))
     return boto3.session.Session().client(
         "s3",
         endpoint_url=os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL"),

@@ -61,8 +61,10 @@ def mission_properties(name: str, attrs: dict[str, Any], entity: dict[str, Any]
         props["sar:polarizations"] = polarizations(attrs.get("polarisationChannels"), name)
         extensions.append(ext.SAR)
     elif constellation == "sentinel-2":
-        # eo:cloud_cover waits for the eo extension schema to be shipped (offline validation).
         props["instruments"] = ["msi"]
+        if attrs.get("cloudCover") is not None:
+            props["eo:cloud_cover"] = float(attrs["cloudCover"])
+            extensions.append(ext.EO)
     return props, extensions
 
 
