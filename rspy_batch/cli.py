@@ -20,7 +20,12 @@ from rspy_batch.logs import setup_logging
 from rspy_batch.mapping.common import iso
 from rspy_batch.orchestration import run as orun
 from rspy_batch.redact import redact
-from rspy_batch.settings import default_catalog, default_stations, default_templates
+from rspy_batch.settings import (
+    default_catalog,
+    default_staging,
+    default_stations,
+    default_templates,
+)
 from rspy_batch.simulator.cli import station_sim
 from rspy_batch.templates import load_templates
 from rspy_batch.windows import parse_when, split_windows
@@ -101,6 +106,64 @@ def ingest(collections: tuple[str, ...], start: str, stop: str, catalog: str, st
     sys.exit(code)
 
 
+staging_option = click.option("--staging", default=default_staging, show_default="$RSPY_STAGING "
+                              "or ./staging", help="Staging store: a directory or "
+                              "s3://bucket/prefix.")
+
+
+@main.command()
+@click.option("--collection", "collections", multiple=True, required=True,
+              help="Collection id (repeatable), or 'all' for every template.")
+@click.option("--start", required=True, help="ISO date/datetime, inclusive (UTC).")
+@click.option("--stop", required=True, help="ISO date/datetime, exclusive (UTC).")
+@catalog_option
+@stations_option
+@templates_option
+@staging_option
+@click.option("--workers", default=4, show_default=True, help="Files copied at once.")
+@click.option("--order-timeout", default=600.0, show_default=True,
+              help="Seconds to wait for an LTA order to complete.")
+@click.option("--scheduler-url", default=None, help="Use this luigid.")
+def stage(collections: tuple[str, ...], start: str, stop: str, catalog: str, stations: str,
+          templates: str | None, staging: str, workers: int, order_timeout: float,
+          scheduler_url: str | None) -> None:
+    """Copy station files of [START, STOP) into the staging store, verified, and point the
+    catalog at them (ingesting windows not yet ingested).
+
+    Exit codes: 0 all staged; 1 configuration error; 3 some files failed (see
+    `rspy-batch status --stage stage --rejected`); 4 a window failed; 5/6 as for ingest.
+    """
+    from rspy_batch.stations.config import load_stations
+    from tasks.stage import StageWindow
+
+    try:
+        known = load_templates(templates)
+        ids = sorted(known) if "all" in collections else list(collections)
+        for cid in ids:
+            if cid not in known:
+                raise RspyError(f"no template for collection {cid!r}")
+        load_stations(stations)
+        t0, t1 = parse_when(start), parse_when(stop)
+        windows = {cid: split_windows(t0, t1, known[cid].window_days) for cid in ids}
+    except RspyError as exc:
+        _fail(exc)
+    store = open_store(catalog)
+    err.print(f"Staging {len(ids)} collection(s) into {staging}")
+    # The windows, not the Stage wrapper: a window with failed files is recorded, and the
+    # wrapper would turn that into a scheduling failure instead of exit code 3.
+    status = orun.build([StageWindow(collection=cid, start=iso(s), stop=iso(e),
+                                     catalog=catalog, stations=stations, templates=templates,
+                                     staging=staging, transfers=workers,
+                                     order_timeout=order_timeout)
+                         for cid, wins in windows.items() for s, e in wins],
+                        workers=1, scheduler_url=scheduler_url)
+    records = [r for cid, wins in windows.items() for s, e in wins
+               if (r := read_record(store, "stage", cid, iso(s), iso(e)))]
+    _print_records(records)
+    failed_files = sum(len(r.rejected) for r in records)
+    sys.exit(orun.exit_code(status, failed_files))
+
+
 @main.command()
 @catalog_option
 @click.option("--no-schemas", is_flag=True, help="Check links and tree structure only.")
@@ -150,6 +213,8 @@ def status(catalog: str, stage: str | None, collection: str | None, show_rejecte
     for r in failed:
         out.print(f"[red]failed[/red] {r.stage} {r.collection} {r.window_id}: {r.error}",
                   highlight=False)
+    if failed and not show_rejected and any(r.rejected for r in failed):
+        out.print("(--rejected lists each rejected entity or failed file with its reason)")
 
 
 @main.command()
@@ -206,26 +271,27 @@ def demo(workdir: Path, start: str, stop: str, scale: str, workers: int) -> None
              (0 if report.ok else orun.TASK_FAILED))
 
 
-COUNTS = ("entities", "added", "updated", "unchanged", "rejected")
-
-
 def _print_records(records: Iterable[RunRecord], console: Console = err,
                    per_window: bool = False) -> None:
-    """One row per (stage, collection) with summed counts, or one per window."""
-    rows: dict[tuple[str, ...], dict[str, int]] = {}
+    """A table per stage: one row per collection with summed counts, or one per window."""
+    by_stage: dict[str, list[RunRecord]] = {}
     for r in records:
-        key = (r.stage, r.collection, r.window_id) if per_window else (r.stage, r.collection)
-        row = rows.setdefault(key, {"complete": 0, "failed": 0, **dict.fromkeys(COUNTS, 0)})
-        row["complete" if r.status == "complete" else "failed"] += 1
-        for k in COUNTS:
-            row[k] += r.counts.get(k, 0)
-    headers = ["stage", "collection", *(["window"] if per_window else []), "windows ok",
-               "failed", *COUNTS]
-    table = Table(*headers)
-    for key, row in sorted(rows.items()):
-        failed = f"[red]{row['failed']}[/red]" if row["failed"] else "0"
-        table.add_row(*key, str(row["complete"]), failed, *(str(row[k]) for k in COUNTS))
-    console.print(table)
+        by_stage.setdefault(r.stage, []).append(r)
+    for stage, stage_records in by_stage.items():
+        counts = list(dict.fromkeys(k for r in stage_records for k in r.counts))
+        rows: dict[tuple[str, ...], dict[str, int]] = {}
+        for r in stage_records:
+            key = (r.collection, r.window_id) if per_window else (r.collection,)
+            row = rows.setdefault(key, {"_ok": 0, "_failed": 0, **dict.fromkeys(counts, 0)})
+            row["_ok" if r.status == "complete" else "_failed"] += 1
+            for k in counts:
+                row[k] += r.counts.get(k, 0)
+        table = Table("collection", *(["window"] if per_window else []), "windows ok",
+                      "windows failed", *counts, title=stage)
+        for key, row in sorted(rows.items()):
+            failed = f"[red]{row['_failed']}[/red]" if row["_failed"] else "0"
+            table.add_row(*key, str(row["_ok"]), failed, *(str(row[k]) for k in counts))
+        console.print(table)
 
 
 def _fail(exc: Exception) -> None:

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
+from rspy_batch.catalog import layout
 from rspy_batch.catalog.records import COMPLETE, Rejection, RunRecord, now, write_record
 from rspy_batch.catalog.storage import Store
 from rspy_batch.catalog.writer import STRUCTURAL_RELS, CatalogWriter
@@ -79,6 +80,8 @@ def _ingest(template: CollectionTemplate, station: StationConfig, client: ODataC
 
     def flush() -> None:
         result = writer.upsert_items(template.id, batch, merge=ingest_merge)
+        record.items.extend(layout.item_key(template.id, it["id"], layout.item_datetime(it))
+                            for it in batch)
         counts["added"] += len(result.added)
         counts["updated"] += len(result.updated)
         counts["unchanged"] += len(result.unchanged)
@@ -110,6 +113,7 @@ def _ingest(template: CollectionTemplate, station: StationConfig, client: ODataC
             flush()
     if batch or progress:
         flush()
+    record.items.sort()
     record.counts = counts
 
 
@@ -146,8 +150,11 @@ def ingest_merge(existing: dict[str, Any] | None, fresh: dict[str, Any]) -> dict
 
     Ingest owns the fields its mapping produces. Staging replaces asset hrefs and adds
     ``alternate`` hrefs, processing adds links; re-ingesting must not undo that. A staged
-    asset (one with an ``alternate``) keeps its href and the stage's fields.
+    asset keeps its href and the stage's fields, unless the station now serves another
+    file (size or checksum changed): then it reverts to the station's and is re-staged.
     """
+    from rspy_batch.staging.state import is_staged_asset, unstage_if_changed
+
     if existing is None:
         return fresh
     merged = copy.deepcopy(fresh)
@@ -159,10 +166,10 @@ def ingest_merge(existing: dict[str, Any] | None, fresh: dict[str, Any]) -> dict
         if uri not in fresh.get("stac_extensions", [])]
     for key, asset in merged["assets"].items():
         old = existing.get("assets", {}).get(key)
-        if old and old.get("alternate"):
+        if old and is_staged_asset(old) and not unstage_if_changed(old, asset):
             merged["assets"][key] = {**asset, **old}
     for key, old in existing.get("assets", {}).items():
-        if key not in merged["assets"] and old.get("alternate"):
+        if key not in merged["assets"] and is_staged_asset(old):
             merged["assets"][key] = old  # gone from the station, but we hold a copy
     fresh_links = {(lk["rel"], lk["href"]) for lk in merged.get("links", [])}
     merged["links"] = merged.get("links", []) + [

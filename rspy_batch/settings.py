@@ -5,6 +5,7 @@
 | catalog   | ``--catalog`` | ``RSPY_CATALOG``  | ``./catalog``                             |
 | stations  | ``--stations``| ``RSPY_STATIONS`` | ``./stations.yaml``                       |
 | templates | ``--templates``| ``RSPY_TEMPLATES``| the repository's ``catalog_templates/``  |
+| staging   | ``--staging`` | ``RSPY_STAGING``  | ``./staging`` (or ``s3://bucket/prefix``) |
 | secrets   |               | ``RSPY_SECRETS_FILE`` | ``~/.config/rspy-batch/secrets.env``  |
 
 S3 endpoint, region and credentials come from the standard AWS chain
@@ -26,3 +27,7 @@ def default_stations() -> str:
 
 def default_templates() -> str | None:
     return os.environ.get("RSPY_TEMPLATES")
+
+
+def default_staging() -> str:
+    return os.environ.get("RSPY_STAGING", "staging")

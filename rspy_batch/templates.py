@@ -5,6 +5,7 @@ A template names its station and service and the station query that selects its
 entities: ``query.fields`` are top-level entity fields (a scalar is ``eq``, a list is
 ``in``), ``query.attributes`` are ``Attributes/OData.CSC.*Attribute/any(...)`` terms
 (AUXIP/PRIP). ``time_field`` is the field the ingest window applies to.
+``staging.key_template`` sets where staged files go (see :mod:`rspy_batch.staging.keys`).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ class CollectionTemplate:
     time_field: str = "PublicationDate"
     window_days: float = 7
     links: tuple[dict[str, Any], ...] = ()
+    staging: dict[str, Any] = field(default_factory=dict)  # e.g. {"key_template": ...}
 
     def collection_dict(self) -> dict[str, Any]:
         """The STAC Collection this template describes (extent filled in by the writer)."""
@@ -96,7 +98,7 @@ def parse_template(data: Any, source: str = "<template>") -> CollectionTemplate:
     query = data.get("query") or {}
     known = {"id", "title", "description", "station", "service", "license", "keywords",
              "providers", "summaries", "stac_extensions", "query", "time_field",
-             "window_days", "links"}
+             "window_days", "links", "staging"}
     unknown = set(data) - known
     if unknown:
         raise ConfigError(f"{source}: unknown keys {', '.join(sorted(unknown))}")
@@ -113,4 +115,5 @@ def parse_template(data: Any, source: str = "<template>") -> CollectionTemplate:
         time_field=data.get("time_field", "PublicationDate"),
         window_days=float(data.get("window_days", 7)),
         links=tuple(data.get("links") or ()),
+        staging=dict(data.get("staging") or {}),
     )

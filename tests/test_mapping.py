@@ -152,6 +152,7 @@ def test_reingest_keeps_staged_assets_and_added_links() -> None:
     asset = stored["assets"][AUX["Name"]]
     asset["alternate"] = {"station": {"href": asset["href"]}}
     asset["href"] = "s3://bucket/staged/file.EOF"
+    asset["rspy:staged"] = "2026-01-02T00:00:00.000Z"
     stored["links"].append({"rel": "derived_from", "href": "../other.json"})
     stored["properties"]["rspy:staged"] = "2026-01-01T00:00:00.000Z"
     merged = ingest_merge(stored, fresh)
@@ -159,6 +160,12 @@ def test_reingest_keeps_staged_assets_and_added_links() -> None:
     assert merged["properties"]["rspy:staged"] == "2026-01-01T00:00:00.000Z"
     assert {"rel": "derived_from", "href": "../other.json"} in merged["links"]
     assert ingest_merge(merged, fresh) == merged  # stable: a re-run changes nothing
+
+    # The station now serves another file: the staged copy is stale, the asset reverts.
+    changed = copy.deepcopy(fresh)
+    changed["assets"][AUX["Name"]]["file:checksum"] = "d510" + "0" * 32
+    reverted = ingest_merge(merged, changed)
+    assert reverted["assets"][AUX["Name"]] == changed["assets"][AUX["Name"]]
 
 
 def test_windows_are_aligned_and_clipped() -> None:

@@ -42,6 +42,9 @@ class RunRecord:
     counts: dict[str, int] = field(default_factory=dict)
     rejected: list[Rejection] = field(default_factory=list)
     error: str | None = None
+    items: list[str] = field(default_factory=list)
+    """Catalog keys of the items the run wrote: ingest lists them so that the later stages
+    of the same window work on exactly those items, whatever their own datetime."""
 
     @property
     def window_id(self) -> str:

@@ -177,11 +177,6 @@ class CatalogWriter:
         self._link_items(collection_id, placed)
         return result
 
-    def update_item(self, collection_id: str, item: Doc, merge: Merge) -> str:
-        """Write one item through ``merge``; return "added", "updated" or "unchanged"."""
-        result = self.upsert_items(collection_id, [item], merge=merge)
-        return "added" if result.added else "updated" if result.updated else "unchanged"
-
     def _place(self, collection_id: str, item: Doc) -> tuple[str, Doc]:
         reason = layout.unsafe_id_reason(item["id"])
         if reason:
