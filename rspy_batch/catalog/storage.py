@@ -39,6 +39,7 @@ class _Any:
         return "ANY"
 
 
+_CLIENT_LOCK = threading.Lock()
 ANY: Final = _Any()
 """``expect=ANY``: write unconditionally."""
 
@@ -201,8 +202,12 @@ class S3Store(Store):
 
     @property
     def client(self) -> Any:
+        # One client per store, built once: boto3 clients are thread-safe, but building
+        # one is slow and several threads racing here would each build their own.
         if self._client is None:
-            self._client = s3_client()
+            with _CLIENT_LOCK:
+                if self._client is None:
+                    self._client = s3_client()
         return self._client
 
     def _key(self, key: str) -> str:

@@ -30,6 +30,7 @@ from rspy_batch.catalog.storage import s3_client
 from rspy_batch.errors import ConfigError
 
 MIB = 1024 * 1024
+_CLIENT_LOCK = threading.Lock()
 MD5_META = "rspy-md5"
 
 
@@ -62,6 +63,11 @@ class Sink(ABC):
     def stat(self, key: str) -> ObjectInfo | None: ...
 
     @abstractmethod
+    def existing(self, prefix: str) -> dict[str, ObjectInfo]:
+        """Every object below ``prefix`` (one listing instead of a request per file).
+        ``md5`` may be None where only :meth:`stat` can tell it."""
+
+    @abstractmethod
     def open(self, key: str, md5: str | None = None) -> Upload:
         """Start an upload; ``md5`` is the expected checksum when known in advance."""
 
@@ -84,8 +90,12 @@ class S3Sink(Sink):
 
     @property
     def client(self) -> Any:
+        # One client per store, built once: boto3 clients are thread-safe, but building
+        # one is slow and several threads racing here would each build their own.
         if self._client is None:
-            self._client = s3_client()
+            with _CLIENT_LOCK:
+                if self._client is None:
+                    self._client = s3_client()
         return self._client
 
     def _key(self, key: str) -> str:
@@ -106,6 +116,17 @@ class S3Sink(Sink):
         if md5 is None and "-" not in etag and len(etag) == 32:
             md5 = etag  # a single-part upload's ETag is its MD5
         return ObjectInfo(head["ContentLength"], md5)
+
+    def existing(self, prefix: str) -> dict[str, ObjectInfo]:
+        found = {}
+        strip = len(self.prefix) + 1 if self.prefix else 0
+        for page in self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=self._key(prefix)):
+            for obj in page.get("Contents", []):
+                etag = obj.get("ETag", "").strip('"')
+                md5 = etag if "-" not in etag and len(etag) == 32 else None
+                found[obj["Key"][strip:]] = ObjectInfo(obj["Size"], md5)
+        return found
 
     def open(self, key: str, md5: str | None = None) -> Upload:
         return _S3Upload(self, self._key(key), md5)
@@ -184,6 +205,15 @@ class LocalSink(Sink):
             for block in iter(lambda: fh.read(MIB), b""):
                 digest.update(block)
         return ObjectInfo(path.stat().st_size, digest.hexdigest())
+
+    def existing(self, prefix: str) -> dict[str, ObjectInfo]:
+        base = self._path(prefix)
+        if not base.exists():
+            return {}
+        # MD5 left to stat(): reading every file here would cost a full read per run.
+        return {str(p.relative_to(self.root)): ObjectInfo(p.stat().st_size, None)
+                for p in (base.rglob("*") if base.is_dir() else [base])
+                if p.is_file() and not p.name.endswith(".part")}
 
     def open(self, key: str, md5: str | None = None) -> Upload:
         path = self._path(key)

@@ -103,6 +103,7 @@ def stage_window(template: CollectionTemplate, start: datetime, stop: datetime, 
                     continue
                 jobs.append((item, name, asset, key))
         counts["items"], counts["files"] = len(items), len(jobs) + counts["failed"]
+        present = sink.existing(common_prefix([key for *_, key in jobs])) if jobs else {}
         pending = defaultdict(int)
         for item, *_ in jobs:
             pending[item["id"]] += 1
@@ -117,7 +118,8 @@ def stage_window(template: CollectionTemplate, start: datetime, stop: datetime, 
                                  poll=order_poll)
             result = copy_file(client, state.station_href(asset), sink, key,
                                expected_size=int(asset["file:size"]),
-                               expected_md5=state.expected_md5(asset), retries=retries)
+                               expected_md5=state.expected_md5(asset), retries=retries,
+                               existing=present.get(key))
             return item, name, {"asset": state.staged_asset(
                 asset, href=sink.href(key), size=result.size, md5=result.md5, when=now()),
                 "result": result}
@@ -157,6 +159,18 @@ def stage_window(template: CollectionTemplate, start: datetime, stop: datetime, 
         write_record(store, record)
     log.info("stage %s %s..%s: %s", template.id, record.start[:10], record.stop[:10], counts)
     return record
+
+
+def common_prefix(keys: list[str]) -> str:
+    """The deepest folder (``a/b/``) holding every key; '' when they share none."""
+    first = min(keys).split("/")[:-1]
+    last = max(keys).split("/")[:-1]
+    shared = []
+    for a, b in zip(first, last, strict=False):
+        if a != b:
+            break
+        shared.append(a)
+    return "/".join(shared) + "/" if shared else ""
 
 
 def _write_staged(writer: CatalogWriter, collection: str, item: dict,

@@ -18,7 +18,7 @@ import requests
 import urllib3
 
 from rspy_batch.errors import RspyError, StationError
-from rspy_batch.staging.sinks import MIB, Sink, Upload
+from rspy_batch.staging.sinks import MIB, ObjectInfo, Sink, Upload
 from rspy_batch.stations.client import ODataClient, StationHTTPError
 
 log = logging.getLogger(__name__)
@@ -41,11 +41,20 @@ class Transferred:
     skipped: bool  # a verified copy was already there; nothing was downloaded
 
 
+UNKNOWN = ObjectInfo(-1, None)
+
+
 def copy_file(client: ODataClient, url: str, sink: Sink, key: str, *, expected_size: int,
-              expected_md5: str | None, retries: int = 3, backoff: float = 0.5
-              ) -> Transferred:
-    """Stage one file; return what was verified. Raises :class:`TransferFailed`."""
-    existing = sink.stat(key)
+              expected_md5: str | None, retries: int = 3, backoff: float = 0.5,
+              existing: ObjectInfo | None = UNKNOWN) -> Transferred:
+    """Stage one file; return what was verified. Raises :class:`TransferFailed`.
+
+    ``existing`` is what a listing found under ``key`` (None: nothing); by default the
+    sink is asked.
+    """
+    if existing is UNKNOWN or (existing and existing.size == expected_size
+                               and existing.md5 is None):
+        existing = sink.stat(key)
     if existing and existing.size == expected_size and existing.md5 and (
             expected_md5 is None or existing.md5 == expected_md5):
         # Only verified uploads are ever committed under a final key, so a same-size copy
