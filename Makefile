@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test lint bench-ingest clean
+.PHONY: setup demo test lint bench-ingest bench-stage clean
 
 $(STAMP): requirements.txt requirements-dev.txt setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,9 @@ lint: $(STAMP)
 
 bench-ingest: $(STAMP)
 	$(BIN)/python bench/ingest.py
+
+bench-stage: $(STAMP)
+	$(BIN)/python bench/stage.py
 
 clean:
 	rm -rf $(VENV) demo .pytest_cache

@@ -237,35 +237,40 @@ def collections(templates: str | None) -> None:
 @click.option("--scale", default="1.0", show_default=True, help="Simulator rate multiplier.")
 @click.option("--workers", default=2, show_default=True)
 def demo(workdir: Path, start: str, stop: str, scale: str, workers: int) -> None:
-    """Run the embedded default: station simulator → ingest of every collection → catalog."""
+    """Run the embedded default: station simulator → ingest → stage of every collection."""
     from rspy_batch.catalog.validate import validate_catalog
     from rspy_batch.simulator import SimConfig, Simulator
     from rspy_batch.simulator.config import parse_scale
-    from tasks.ingest import Ingest
+    from tasks.stage import StageWindow
 
     t0, t1 = parse_when(start), parse_when(stop)
     workdir = workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     stations_file, secrets_file = workdir / "stations.yaml", workdir / "secrets.env"
-    catalog = str(workdir / "catalog")
+    catalog, staging = str(workdir / "catalog"), str(workdir / "staging")
     overall, per_station = parse_scale(scale)
-    config = SimConfig(seed=42, start=t0, stop=t1, scale=overall, station_scale=per_station)
+    config = SimConfig(seed=42, start=t0, stop=t1, scale=overall, station_scale=per_station,
+                       order_delay=0.5)
     with Simulator(config) as sim:
         sim.write_stations_file(stations_file)
         sim.write_secrets_file(secrets_file)
         os.environ["RSPY_SECRETS_FILE"] = str(secrets_file)
         err.print(f"Station simulator on {sim.base_url} ({', '.join(sim.stations)})")
-        ids = sorted(load_templates())
-        status = orun.build([Ingest(collection=cid, start=iso(t0), stop=iso(t1), catalog=catalog,
-                                    stations=str(stations_file)) for cid in ids],
+        templates = load_templates()
+        status = orun.build([StageWindow(collection=cid, start=iso(s), stop=iso(e),
+                                         catalog=catalog, stations=str(stations_file),
+                                         staging=staging)
+                             for cid, tpl in sorted(templates.items())
+                             for s, e in split_windows(t0, t1, tpl.window_days)],
                             workers=workers)
     store = open_store(catalog)
-    records = list(iter_records(store, "ingest"))
+    records = list(iter_records(store))
     _print_records(records)
     report = validate_catalog(store)
-    out.print(f"\nCatalog: {catalog}/catalog.json: {report.items} items in {len(ids)} "
+    out.print(f"\nCatalog: {catalog}/catalog.json: {report.items} items in {len(templates)} "
               f"collections, {'valid' if report.ok else 'INVALID'}")
-    out.print(f"Browse it: rspy-batch status --catalog {catalog}; "
+    out.print(f"Staged files: {staging}")
+    out.print(f"Look at it: rspy-batch status --catalog {catalog}; "
               f"rspy-batch validate --catalog {catalog}")
     sys.exit(orun.exit_code(status, sum(len(r.rejected) for r in records)) or
              (0 if report.ok else orun.TASK_FAILED))

@@ -204,10 +204,17 @@ def test_no_credential_in_catalog_records_or_logs(simulator, tmp_path: Path,
                       str(simulator.stations_file))
         assert res.returncode == 0, res.stderr
         logs += res.stdout + res.stderr
+    res = run_cli("-vv", "stage", "--collection", "cadip-s2b-nsg", "--start", "2026-01-01",
+                  "--stop", "2026-01-03", "--catalog", str(local), "--stations",
+                  str(simulator.stations_file), "--staging", f"s3://{s3_bucket}/staged")
+    assert res.returncode == 0, res.stderr
+    logs += res.stdout + res.stderr
     assert "Authorization" not in logs or "Bearer" not in logs
-    s3 = S3Store(f"s3://{s3_bucket}/stac")
+    s3 = S3Store(f"s3://{s3_bucket}")
     blobs = [p.read_bytes() for p in local.rglob("*") if p.is_file()]
-    blobs += [s3.read(k).data for k in s3.list()]
+    blobs += [s3.read(k).data for k in s3.list()]  # catalog and staged files
+    blobs += [str(s3.client.head_object(Bucket=s3_bucket, Key=k)["Metadata"]).encode()
+              for k in s3.list("staged")]
     assert len(blobs) > 50
     for secret in secrets:
         assert secret not in logs

@@ -29,3 +29,6 @@ def test_readme_python_example_runs(simulator, tmp_path: Path, capsys) -> None:
     printed = capsys.readouterr().out
     assert namespace["products"][0]["Name"].removesuffix(".SAFE.zip") in printed
     assert (work / "catalog" / "prip-s1a-iw-raw" / "collection.json").is_file()
+    staged = namespace["staged"]
+    assert staged.status == "complete" and staged.counts["staged"] == record.counts["added"]
+    assert len([p for p in (work / "staging").rglob("*.zip")]) == staged.counts["staged"]

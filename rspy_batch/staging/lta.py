@@ -28,6 +28,7 @@ def wait_for_product(client: ODataClient, product_id: str, *, timeout: float = 6
         raise TransferFailed(f"LTA order for product {product_id} could not be placed: "
                              f"{exc}") from None
     deadline = clock() + timeout
+    polls = 0
     while True:
         state = str(order.get("Status", "")).lower()
         if state == "completed":
@@ -38,7 +39,9 @@ def wait_for_product(client: ODataClient, product_id: str, *, timeout: float = 6
         if clock() >= deadline:
             raise TransferFailed(f"LTA order {order.get('Id')} for product {product_id} not "
                                  f"completed after {timeout:g} s (status {state or 'unknown'})")
-        sleep(poll)
+        # Start quick (small orders complete in seconds), back off to ``poll``.
+        sleep(min(poll, 0.1 * 2 ** polls))
+        polls += 1
         try:
             order = lta.order_status(client, order["Id"])
         except StationError as exc:
