@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterable
+from datetime import datetime
 from pathlib import Path
 
 import click
@@ -72,21 +73,9 @@ def ingest(collections: tuple[str, ...], start: str, stop: str, catalog: str, st
     Exit codes: 0 done; 1 configuration error; 3 done with rejected entities;
     4 a window failed; 5 scheduling failed; 6 nothing ran.
     """
-    from rspy_batch.stations.config import load_stations
     from tasks.ingest import Ingest
 
-    try:
-        known = load_templates(templates)
-        ids = sorted(known) if "all" in collections else list(collections)
-        for cid in ids:
-            if cid not in known:
-                raise RspyError(f"no template for collection {cid!r} (known: "
-                                f"{', '.join(sorted(known))})")
-        load_stations(stations)  # fail here, with a clear message, not inside a task
-        t0, t1 = parse_when(start), parse_when(stop)
-        windows = {cid: split_windows(t0, t1, known[cid].window_days) for cid in ids}
-    except RspyError as exc:
-        _fail(exc)
+    ids, windows, (t0, t1) = _plan(collections, start, stop, stations, templates)
     store = open_store(catalog)
     if force:
         for cid, wins in windows.items():
@@ -133,20 +122,9 @@ def stage(collections: tuple[str, ...], start: str, stop: str, catalog: str, sta
     Exit codes: 0 all staged; 1 configuration error; 3 some files failed (see
     `rspy-batch status --stage stage --rejected`); 4 a window failed; 5/6 as for ingest.
     """
-    from rspy_batch.stations.config import load_stations
     from tasks.stage import StageWindow
 
-    try:
-        known = load_templates(templates)
-        ids = sorted(known) if "all" in collections else list(collections)
-        for cid in ids:
-            if cid not in known:
-                raise RspyError(f"no template for collection {cid!r}")
-        load_stations(stations)
-        t0, t1 = parse_when(start), parse_when(stop)
-        windows = {cid: split_windows(t0, t1, known[cid].window_days) for cid in ids}
-    except RspyError as exc:
-        _fail(exc)
+    ids, windows, _ = _plan(collections, start, stop, stations, templates)
     store = open_store(catalog)
     err.print(f"Staging {len(ids)} collection(s) into {staging}")
     # The windows, not the Stage wrapper: a window with failed files is recorded, and the
@@ -297,6 +275,30 @@ def _print_records(records: Iterable[RunRecord], console: Console = err,
             failed = f"[red]{row['_failed']}[/red]" if row["_failed"] else "0"
             table.add_row(*key, str(row["_ok"]), failed, *(str(row[k]) for k in counts))
         console.print(table)
+
+
+Windows = dict[str, list[tuple[datetime, datetime]]]
+
+
+def _plan(collections: tuple[str, ...], start: str, stop: str, stations: str,
+          templates: str | None) -> tuple[list[str], Windows, tuple[datetime, datetime]]:
+    """Collections, their windows and the range, checked before any task starts, so that a
+    typo fails here with a clear message (exit 1) and not inside a task."""
+    from rspy_batch.stations.config import load_stations
+
+    try:
+        known = load_templates(templates)
+        ids = sorted(known) if "all" in collections else list(collections)
+        for cid in ids:
+            if cid not in known:
+                raise RspyError(f"no template for collection {cid!r} (known: "
+                                f"{', '.join(sorted(known))})")
+        load_stations(stations)
+        t0, t1 = parse_when(start), parse_when(stop)
+        return ids, {cid: split_windows(t0, t1, known[cid].window_days) for cid in ids}, (t0, t1)
+    except RspyError as exc:
+        _fail(exc)
+        raise  # unreachable: _fail exits
 
 
 def _fail(exc: Exception) -> None:

@@ -31,7 +31,7 @@ from typing import Any, Final
 from urllib.parse import urlparse
 
 from rspy_batch.errors import ConfigError, ConflictError
-from rspy_batch.redact import register_secret
+from rspy_batch.s3 import S3Prefix
 
 
 class _Any:
@@ -39,7 +39,6 @@ class _Any:
         return "ANY"
 
 
-_CLIENT_LOCK = threading.Lock()
 ANY: Final = _Any()
 """``expect=ANY``: write unconditionally."""
 
@@ -186,33 +185,13 @@ class LocalStore(Store):
             os.unlink(self._path(key))
 
 
-class S3Store(Store):
-    """An S3 prefix; endpoint, region and credentials come from the standard AWS chain."""
+class S3Store(S3Prefix, Store):
+    """An S3 prefix (see :mod:`rspy_batch.s3` for endpoint and credentials)."""
 
     write_concurrency = 16
 
-    def __init__(self, url: str, *, client: Any = None) -> None:
-        parsed = urlparse(url)
-        if parsed.scheme != "s3" or not parsed.netloc:
-            raise ConfigError(f"not an s3:// URL: {url!r}")
-        self.bucket = parsed.netloc
-        self.prefix = parsed.path.strip("/")
-        self.url = f"s3://{self.bucket}/{self.prefix}".rstrip("/")
-        self._client = client
-
-    @property
-    def client(self) -> Any:
-        # One client per store, built once: boto3 clients are thread-safe, but building
-        # one is slow and several threads racing here would each build their own.
-        if self._client is None:
-            with _CLIENT_LOCK:
-                if self._client is None:
-                    self._client = s3_client()
-        return self._client
-
     def _key(self, key: str) -> str:
-        _check_key(key)
-        return f"{self.prefix}/{key}" if self.prefix else key
+        return self.full_key(_check_key(key))
 
     def read(self, key: str) -> Blob | None:
         try:
@@ -253,29 +232,13 @@ class S3Store(Store):
         full = self._key(prefix) if prefix else self.prefix
         if full:
             full = full.rstrip("/") + "/"
-        strip = len(self.prefix) + 1 if self.prefix else 0
         paginator = self.client.get_paginator("list_objects_v2")
         for page in paginator.paginate(Bucket=self.bucket, Prefix=full):
             for obj in page.get("Contents", []):
-                yield obj["Key"][strip:]
+                yield self.relative_key(obj["Key"])
 
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
-
-
-def s3_client() -> Any:
-    """A boto3 S3 client from the standard AWS chain (AWS_ENDPOINT_URL honoured)."""
-    import boto3
-    from botocore.config import Config
-
-    for name in ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
-        register_secret(os.environ.get(name))
-    return boto3.session.Session().client(
-        "s3",
-        endpoint_url=os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL"),
-        config=Config(retries={"max_attempts": 8, "mode": "standard"},
-                      max_pool_connections=32),
-    )
 
 
 def open_store(url: str | os.PathLike[str]) -> Store:

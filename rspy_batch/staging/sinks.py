@@ -26,11 +26,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from rspy_batch.catalog.storage import s3_client
 from rspy_batch.errors import ConfigError
+from rspy_batch.s3 import S3Prefix
 
 MIB = 1024 * 1024
-_CLIENT_LOCK = threading.Lock()
 MD5_META = "rspy-md5"
 
 
@@ -76,30 +75,15 @@ class Sink(ABC):
         """Whole object (tests and small files only)."""
 
 
-class S3Sink(Sink):
+class S3Sink(S3Prefix, Sink):
     def __init__(self, url: str, *, client: Any = None, part_size: int = 8 * MIB) -> None:
-        parsed = urlparse(url)
-        if parsed.scheme != "s3" or not parsed.netloc:
-            raise ConfigError(f"not an s3:// URL: {url!r}")
+        super().__init__(url, client=client)
         if part_size < 5 * MIB:
             raise ConfigError("S3 multipart parts must be at least 5 MiB")
-        self.bucket, self.prefix = parsed.netloc, parsed.path.strip("/")
-        self.url = f"s3://{self.bucket}/{self.prefix}".rstrip("/")
         self.part_size = part_size
-        self._client = client
-
-    @property
-    def client(self) -> Any:
-        # One client per store, built once: boto3 clients are thread-safe, but building
-        # one is slow and several threads racing here would each build their own.
-        if self._client is None:
-            with _CLIENT_LOCK:
-                if self._client is None:
-                    self._client = s3_client()
-        return self._client
 
     def _key(self, key: str) -> str:
-        return f"{self.prefix}/{key}" if self.prefix else key
+        return self.full_key(key)
 
     def href(self, key: str) -> str:
         return f"s3://{self.bucket}/{self._key(key)}"
@@ -119,13 +103,12 @@ class S3Sink(Sink):
 
     def existing(self, prefix: str) -> dict[str, ObjectInfo]:
         found = {}
-        strip = len(self.prefix) + 1 if self.prefix else 0
         for page in self.client.get_paginator("list_objects_v2").paginate(
                 Bucket=self.bucket, Prefix=self._key(prefix)):
             for obj in page.get("Contents", []):
                 etag = obj.get("ETag", "").strip('"')
                 md5 = etag if "-" not in etag and len(etag) == 32 else None
-                found[obj["Key"][strip:]] = ObjectInfo(obj["Size"], md5)
+                found[self.relative_key(obj["Key"])] = ObjectInfo(obj["Size"], md5)
         return found
 
     def open(self, key: str, md5: str | None = None) -> Upload:

@@ -1,0 +1,61 @@
+"""S3 access shared by the catalog store and the staging sink.
+
+Endpoint, region and credentials come from the standard AWS chain (``AWS_ENDPOINT_URL``,
+``AWS_ACCESS_KEY_ID``, ``~/.aws/...``), so any S3-compatible store works.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+from urllib.parse import urlparse
+
+from rspy_batch.errors import ConfigError
+from rspy_batch.redact import register_secret
+
+_CLIENT_LOCK = threading.Lock()
+
+
+def s3_client() -> Any:
+    """A boto3 S3 client from the standard AWS chain (``AWS_ENDPOINT_URL`` honoured)."""
+    import boto3
+    from botocore.config import Config
+
+    for name in ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        register_secret(os.environ.get(name))
+    return boto3.session.Session().client(
+        "s3",
+        endpoint_url=os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL"),
+        config=Config(retries={"max_attempts": 8, "mode": "standard"},
+                      max_pool_connections=32),
+    )
+
+
+class S3Prefix:
+    """A bucket and a key prefix from an ``s3://bucket/prefix`` URL, with one client."""
+
+    def __init__(self, url: str, *, client: Any = None) -> None:
+        parsed = urlparse(url)
+        if parsed.scheme != "s3" or not parsed.netloc:
+            raise ConfigError(f"not an s3:// URL: {url!r}")
+        self.bucket = parsed.netloc
+        self.prefix = parsed.path.strip("/")
+        self.url = f"s3://{self.bucket}/{self.prefix}".rstrip("/")
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        # One client per prefix, built once: boto3 clients are thread-safe, but building
+        # one is slow and several threads racing here would each build their own.
+        if self._client is None:
+            with _CLIENT_LOCK:
+                if self._client is None:
+                    self._client = s3_client()
+        return self._client
+
+    def full_key(self, key: str) -> str:
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def relative_key(self, full: str) -> str:
+        return full[len(self.prefix) + 1:] if self.prefix else full
