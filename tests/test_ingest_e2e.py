@@ -88,6 +88,18 @@ def test_luigi_command_line_is_equivalent(simulator, tmp_path: Path) -> None:
     assert res.returncode == 0, res.stderr
     assert "This progress looks :)" in res.stdout + res.stderr
     assert_matches_truth(simulator, LocalStore(catalog), collections=["cadip-s2b-nsg"])
+    res = subprocess.run(
+        [sys.executable, "-m", "luigi", "--module", "tasks.stage", "Stage",
+         "--collection", "cadip-s2b-nsg", "--start", "2026-01-01", "--stop", "2026-01-08",
+         "--catalog", str(catalog), "--stations", str(simulator.stations_file),
+         "--staging", str(tmp_path / "staging"), "--local-scheduler"],
+        capture_output=True, text=True, timeout=300, cwd=Path(__file__).resolve().parent.parent)
+    assert res.returncode == 0 and "This progress looks :)" in res.stdout + res.stderr, res.stderr
+    staged = [it for it in iter_items(LocalStore(catalog), "cadip-s2b-nsg")
+              if it["assets"] and all(a["href"].startswith("file://") for a in
+                                      it["assets"].values())]
+    assert staged and len(list((tmp_path / "staging").rglob("*.raw"))) == sum(
+        len(it["assets"]) for it in staged)
 
 
 def test_station_faults_are_retried_or_recorded(tmp_path: Path) -> None:

@@ -287,3 +287,31 @@ def test_bad_key_templates_are_refused(template: str) -> None:
 
     with pytest.raises(ValueError):
         object_key(template, collection="c", item_id="i", dt=JAN1, file_name="f.raw")
+
+
+def test_present_copies_are_recognised_not_downloaded(tmp_path: Path, s3_bucket: str) -> None:
+    """A new catalog over an existing staging area (e.g. the catalog was rebuilt): every
+    verified copy is recognised by size and checksum, none is uploaded again."""
+    sim = make_simulator(tmp_path)
+    try:
+        staging = f"s3://{s3_bucket}/s"
+        for collection in ("cadip-s1a-mti", "auxip-s2b-aux-ecmwfd"):
+            assert stage_cli(sim, tmp_path / "first", staging,
+                             collection=collection).returncode == 0
+        s3 = boto3.client("s3")
+        listed = {o["Key"]: o["LastModified"] for o in
+                  s3.list_objects_v2(Bucket=s3_bucket, Prefix="s/")["Contents"]}
+        for collection in ("cadip-s1a-mti", "auxip-s2b-aux-ecmwfd"):
+            res = stage_cli(sim, tmp_path / "second", staging, collection=collection)
+            assert res.returncode == 0, res.stderr
+        records = list(iter_records(LocalStore(tmp_path / "second"), "stage"))
+        assert sum(r.counts["staged"] for r in records) == 0
+        assert sum(r.counts["already_staged"] for r in records) == len(listed)
+        again = {o["Key"]: o["LastModified"] for o in
+                 s3.list_objects_v2(Bucket=s3_bucket, Prefix="s/")["Contents"]}
+        assert again == listed
+        store = LocalStore(tmp_path / "second")
+        assert all(is_staged(it) for c in ("cadip-s1a-mti", "auxip-s2b-aux-ecmwfd")
+                   for it in iter_items(store, c))
+    finally:
+        sim.stop()

@@ -50,11 +50,6 @@ class UpsertResult:
     updated: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
 
-    def extend(self, other: UpsertResult) -> None:
-        self.added += other.added
-        self.updated += other.updated
-        self.unchanged += other.unchanged
-
 
 def replace_merge(existing: Doc | None, new: Doc) -> Doc:
     """Merge policy that keeps nothing of the stored item."""
@@ -97,10 +92,6 @@ class CatalogWriter:
                 # Back off a little, with jitter, so racing writers interleave.
                 time.sleep(min(0.5, 0.005 * 2 ** min(attempt, 7)) * random.random())
         raise ConflictError(f"{key}: gave up after {self.cas_attempts} conflicting writes")
-
-    def read(self, key: str) -> Doc | None:
-        blob = self.store.read(key)
-        return loads(blob.data) if blob else None
 
     # -- root and collections --------------------------------------------------------
 
