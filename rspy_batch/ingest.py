@@ -155,8 +155,8 @@ def ingest_merge(existing: dict[str, Any] | None, fresh: dict[str, Any]) -> dict
     """
     from rspy_batch.staging.state import is_staged_asset, unstage_if_changed
 
-    if existing is None:
-        return fresh
+    if existing is None or existing == fresh:
+        return fresh  # new, or a re-run over an unchanged entity: nothing to merge
     merged = copy.deepcopy(fresh)
     props = merged["properties"]
     for key, value in existing.get("properties", {}).items():
