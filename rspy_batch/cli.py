@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
 
@@ -43,6 +43,18 @@ templates_option = click.option("--templates", default=default_templates,
                                 help="Collection template directory [default: catalog_templates/].")
 
 
+def window_options(command: Callable) -> Callable:
+    """Which collections over which range, and where catalog, stations and templates are."""
+    for option in reversed([
+        click.option("--collection", "collections", multiple=True, required=True,
+                     help="Collection id (repeatable), or 'all' for every template."),
+        click.option("--start", required=True, help="ISO date/datetime, inclusive (UTC)."),
+        click.option("--stop", required=True, help="ISO date/datetime, exclusive (UTC)."),
+        catalog_option, stations_option, templates_option]):
+        command = option(command)
+    return command
+
+
 @click.group()
 @click.version_option(__version__)
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
@@ -55,13 +67,7 @@ main.add_command(station_sim, name="station-sim")
 
 
 @main.command()
-@click.option("--collection", "collections", multiple=True, required=True,
-              help="Collection id (repeatable), or 'all' for every template.")
-@click.option("--start", required=True, help="ISO date/datetime, inclusive (UTC).")
-@click.option("--stop", required=True, help="ISO date/datetime, exclusive (UTC).")
-@catalog_option
-@stations_option
-@templates_option
+@window_options
 @click.option("--workers", default=1, show_default=True, help="Luigi worker processes.")
 @click.option("--scheduler-url", default=None, help="Use this luigid instead of an in-process "
               "scheduler, e.g. http://127.0.0.1:8082.")
@@ -101,13 +107,7 @@ staging_option = click.option("--staging", default=default_staging, show_default
 
 
 @main.command()
-@click.option("--collection", "collections", multiple=True, required=True,
-              help="Collection id (repeatable), or 'all' for every template.")
-@click.option("--start", required=True, help="ISO date/datetime, inclusive (UTC).")
-@click.option("--stop", required=True, help="ISO date/datetime, exclusive (UTC).")
-@catalog_option
-@stations_option
-@templates_option
+@window_options
 @staging_option
 @click.option("--workers", default=4, show_default=True, help="Files copied at once.")
 @click.option("--order-timeout", default=600.0, show_default=True,

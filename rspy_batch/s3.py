@@ -17,6 +17,19 @@ from rspy_batch.redact import register_secret
 _CLIENT_LOCK = threading.Lock()
 
 
+def split_location(url: str | os.PathLike[str]) -> tuple[str, str]:
+    """``("s3", url)`` for ``s3://…``, ``("local", path)`` for a path or ``file://…``."""
+    text = os.fspath(url)
+    scheme = urlparse(text).scheme
+    if scheme == "s3":
+        return "s3", text
+    if scheme == "file":
+        return "local", urlparse(text).path
+    if scheme == "" or len(scheme) == 1:  # a plain path (or a Windows drive letter)
+        return "local", text
+    raise ConfigError(f"unsupported URL scheme {scheme!r} in {text!r}: use a path or s3://")
+
+
 def s3_client() -> Any:
     """A boto3 S3 client from the standard AWS chain (``AWS_ENDPOINT_URL`` honoured)."""
     import boto3

@@ -28,10 +28,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
-from urllib.parse import urlparse
 
-from rspy_batch.errors import ConfigError, ConflictError
-from rspy_batch.s3 import S3Prefix
+from rspy_batch.errors import ConflictError
+from rspy_batch.s3 import S3Prefix, split_location
 
 
 class _Any:
@@ -243,15 +242,8 @@ class S3Store(S3Prefix, Store):
 
 def open_store(url: str | os.PathLike[str]) -> Store:
     """The store for a catalog URL: ``s3://bucket/prefix`` or a local path / ``file://``."""
-    text = os.fspath(url)
-    scheme = urlparse(text).scheme
-    if scheme == "s3":
-        return S3Store(text)
-    if scheme == "file":
-        return LocalStore(urlparse(text).path)
-    if scheme in ("", ) or len(scheme) == 1:  # a plain path (or a Windows drive letter)
-        return LocalStore(text)
-    raise ConfigError(f"unsupported catalog URL scheme {scheme!r} in {text!r}: use a path or s3://")
+    kind, where = split_location(url)
+    return S3Store(where) if kind == "s3" else LocalStore(where)
 
 
 def _digest(data: bytes) -> str:

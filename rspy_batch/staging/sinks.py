@@ -24,10 +24,9 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 from rspy_batch.errors import ConfigError
-from rspy_batch.s3 import S3Prefix
+from rspy_batch.s3 import S3Prefix, split_location
 
 MIB = 1024 * 1024
 MD5_META = "rspy-md5"
@@ -231,12 +230,6 @@ class _LocalUpload(Upload):
 
 
 def open_sink(url: str | os.PathLike[str]) -> Sink:
-    text = os.fspath(url)
-    scheme = urlparse(text).scheme
-    if scheme == "s3":
-        return S3Sink(text)
-    if scheme == "file":
-        return LocalSink(urlparse(text).path)
-    if scheme == "" or len(scheme) == 1:
-        return LocalSink(text)
-    raise ConfigError(f"unsupported staging URL scheme {scheme!r}: use a path or s3://")
+    """The staging store for a URL: ``s3://bucket/prefix`` or a local path / ``file://``."""
+    kind, where = split_location(url)
+    return S3Sink(where) if kind == "s3" else LocalSink(where)
