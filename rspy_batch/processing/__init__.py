@@ -1,0 +1,1 @@
+"""Processing: EOPF Zarr products, the processor registry, and the window runner."""
