@@ -10,6 +10,7 @@ $(STAMP): requirements.txt requirements-dev.txt setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -r requirements-dev.txt -c constraints.txt
+	$(BIN)/pip install -q --no-deps spyndex==0.12.0
 	$(BIN)/pip install -q --no-deps -e .
 	touch $(STAMP)
 
