@@ -143,6 +143,92 @@ def stage(collections: tuple[str, ...], start: str, stop: str, catalog: str, sta
 
 
 @main.command()
+@window_options
+@staging_option
+@click.option("--processor", required=True, help="Registered processor (see `rspy-batch "
+              "processors`).")
+@click.option("--output-collection", default=None,
+              help="Output collection id [default: <collection>-<processor>].")
+@click.option("--param", "params", multiple=True, metavar="KEY=VALUE",
+              help="Processor parameter (repeatable); VALUE is parsed as JSON if it can be.")
+@click.option("--zarr-format", type=click.Choice(["2", "3"]), default="2", show_default=True,
+              help="2 = EOPF-compatible (blosc-zstd, .zmetadata); 3 = zstd.")
+@click.option("--dask-scheduler", default=None, metavar="ADDRESS",
+              help="Dask scheduler (tcp://host:port) [default: a LocalCluster per window].")
+@click.option("--workers", default=4, show_default=True, help="Files staged at once.")
+@click.option("--order-timeout", default=600.0, show_default=True,
+              help="Seconds to wait for an LTA order to complete.")
+@click.option("--scheduler-url", default=None, help="Use this luigid.")
+def process(collections: tuple[str, ...], start: str, stop: str, catalog: str, stations: str,
+            templates: str | None, staging: str, processor: str, output_collection: str | None,
+            params: tuple[str, ...], zarr_format: str, dask_scheduler: str | None,
+            workers: int, order_timeout: float, scheduler_url: str | None) -> None:
+    """Run PROCESSOR on the staged items of collections over [START, STOP) and catalog the
+    products (staging and ingesting windows that need it first).
+
+    Products are written under the staging store, items into the output collection.
+    Exit codes: 0 all processed; 1 configuration error; 3 some products failed (see
+    `rspy-batch status --stage process --rejected`); 4 a window failed; 5/6 as for ingest.
+    """
+    from rspy_batch.processing.registry import get_processor
+    from tasks.process import ProcessWindow
+
+    try:
+        get_processor(processor)  # an unknown or broken processor is a configuration error
+    except RspyError as exc:
+        _fail(exc)
+    ids, windows, _ = _plan(collections, start, stop, stations, templates)
+    if output_collection and len(ids) > 1:
+        raise click.UsageError("--output-collection needs exactly one --collection")
+    parsed = dict(_parse_param(p) for p in params)
+    err.print(f"Processing {len(ids)} collection(s) with {processor}; products into {staging}")
+    tasks = [ProcessWindow(collection=cid, start=iso(s), stop=iso(e), catalog=catalog,
+                           stations=stations, templates=templates, staging=staging,
+                           transfers=workers, order_timeout=order_timeout,
+                           processor=processor, output_collection=output_collection,
+                           params=parsed, zarr_format=int(zarr_format),
+                           dask_scheduler=dask_scheduler)
+             for cid, wins in windows.items() for s, e in wins]
+    status = orun.build(tasks, workers=1, scheduler_url=scheduler_url)
+    store = open_store(catalog)
+    records = [r for task in tasks
+               if (r := read_record(store, "process", task.settings().output_collection
+                                    or f"{task.collection}-{processor}", task.start,
+                                    task.stop))]
+    _print_records(records)
+    failed = sum(len(r.rejected) for r in records)
+    sys.exit(orun.exit_code(status, failed))
+
+
+def _parse_param(text: str) -> tuple[str, object]:
+    import json
+
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise click.BadParameter(f"expected KEY=VALUE, got {text!r}", param_hint="--param")
+    try:
+        return key, json.loads(value)
+    except ValueError:
+        return key, value
+
+
+@main.command()
+def processors() -> None:
+    """List the registered processors (built-ins and entry-point plug-ins)."""
+    from rspy_batch.processing.registry import available, get_processor
+
+    table = Table("name", "version", "level", "product type", "entry point", "title")
+    for name, target in sorted(available().items()):
+        try:
+            proc = get_processor(name)
+        except RspyError as exc:
+            table.add_row(name, "-", "-", "-", target, f"[red]{exc}[/red]")
+            continue
+        table.add_row(name, proc.version, proc.level, proc.product_type, target, proc.title)
+    out.print(table)
+
+
+@main.command()
 @catalog_option
 @click.option("--no-schemas", is_flag=True, help="Check links and tree structure only.")
 def validate(catalog: str, no_schemas: bool) -> None:

@@ -15,7 +15,8 @@ def dask_client(address: str | None = None, *, workers: int = 1,
     """A client on ``address``, or on a loopback LocalCluster for the duration.
 
     The local cluster uses threads (``processes=False``): Luigi and the CLI call this from
-    any module, and process workers would need a ``__main__`` guard in the caller.
+    any module, and process workers would need a ``__main__`` guard in the caller. Its
+    scheduler is in-process (``inproc://``), so it opens no network port at all.
     """
     if address:
         with Client(address, set_as_default=True) as client:
@@ -23,6 +24,6 @@ def dask_client(address: str | None = None, *, workers: int = 1,
         return
     threads = threads_per_worker or max(1, (os.cpu_count() or 1) // workers)
     with LocalCluster(n_workers=workers, threads_per_worker=threads, processes=False,
-                      host="127.0.0.1", dashboard_address=None) as cluster, \
+                      dashboard_address=None) as cluster, \
             Client(cluster, set_as_default=True) as client:
         yield client
