@@ -205,3 +205,31 @@ def test_luigi_module_and_dask_scheduler(sim, tmp_path: Path) -> None:
                 proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 proc.kill()
+
+
+def test_process_on_s3(sim, tmp_path: Path, s3_bucket: str) -> None:
+    """Catalog, staged inputs and products all in the S3 server."""
+    import boto3
+
+    catalog, staging = f"s3://{s3_bucket}/catalog", f"s3://{s3_bucket}/staging"
+    result = run_cli("process", "--processor", "toy-bytes", "--collection", COLLECTION,
+                     "--start", START, "--stop", STOP, "--catalog", catalog,
+                     "--stations", str(sim.stations_file), "--staging", staging, env=ENV)
+    assert result.returncode == 0, result.stderr[-3000:]
+    from rspy_batch.catalog.storage import open_store
+
+    store = open_store(catalog)
+    outputs = list(iter_items(store, OUT))
+    assert outputs
+    s3 = boto3.client("s3")
+    for out in outputs:
+        href = out["assets"]["product"]["href"]
+        assert href.startswith(f"s3://{s3_bucket}/staging/{OUT}/")
+        key = href.removeprefix(f"s3://{s3_bucket}/")
+        zmeta = s3.get_object(Bucket=s3_bucket, Key=f"{key}/.zmetadata")["Body"].read()
+        assert b'measurements/histogram/.zarray' in zmeta
+        thumb = out["assets"]["thumbnail"]["href"].removeprefix(f"s3://{s3_bucket}/")
+        assert s3.get_object(Bucket=s3_bucket, Key=thumb)["Body"].read()[:4] == b"\x89PNG"
+    assert validate_catalog(store).ok
+    assert "SECRET" not in result.stderr and os.environ["AWS_SECRET_ACCESS_KEY"] not in \
+        result.stderr
