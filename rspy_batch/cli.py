@@ -9,6 +9,7 @@ from datetime import datetime
 from pathlib import Path
 
 import click
+import luigi
 from rich.console import Console
 from rich.table import Table
 
@@ -301,10 +302,12 @@ def collections(templates: str | None) -> None:
 @click.option("--scale", default="1.0", show_default=True, help="Simulator rate multiplier.")
 @click.option("--workers", default=2, show_default=True)
 def demo(workdir: Path, start: str, stop: str, scale: str, workers: int) -> None:
-    """Run the embedded default: station simulator → ingest → stage of every collection."""
+    """Run the embedded default: station simulator → ingest → stage of every collection →
+    processing by each collection's default processors."""
     from rspy_batch.catalog.validate import validate_catalog
     from rspy_batch.simulator import SimConfig, Simulator
     from rspy_batch.simulator.config import parse_scale
+    from tasks.process import ProcessWindow
     from tasks.stage import StageWindow
 
     t0, t1 = parse_when(start), parse_when(stop)
@@ -321,12 +324,16 @@ def demo(workdir: Path, start: str, stop: str, scale: str, workers: int) -> None
         os.environ["RSPY_SECRETS_FILE"] = str(secrets_file)
         err.print(f"Station simulator on {sim.base_url} ({', '.join(sim.stations)})")
         templates = load_templates()
-        status = orun.build([StageWindow(collection=cid, start=iso(s), stop=iso(e),
-                                         catalog=catalog, stations=str(stations_file),
-                                         staging=staging)
-                             for cid, tpl in sorted(templates.items())
-                             for s, e in split_windows(t0, t1, tpl.window_days)],
-                            workers=workers)
+        # Every window staged, and processed by the template's processors (which stage
+        # their inputs first).
+        common = {"catalog": catalog, "stations": str(stations_file), "staging": staging}
+        tasks: list[luigi.Task] = []
+        for cid, tpl in sorted(templates.items()):
+            for s, e in split_windows(t0, t1, tpl.window_days):
+                window = {"collection": cid, "start": iso(s), "stop": iso(e), **common}
+                tasks.append(StageWindow(**window))
+                tasks += [ProcessWindow(**window, processor=name) for name in tpl.processors]
+        status = orun.build(tasks, workers=workers)
     store = open_store(catalog)
     records = list(iter_records(store))
     _print_records(records)

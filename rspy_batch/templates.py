@@ -6,6 +6,7 @@ entities: ``query.fields`` are top-level entity fields (a scalar is ``eq``, a li
 ``in``), ``query.attributes`` are ``Attributes/OData.CSC.*Attribute/any(...)`` terms
 (AUXIP/PRIP). ``time_field`` is the field the ingest window applies to.
 ``staging.key_template`` sets where staged files go (see :mod:`rspy_batch.staging.keys`).
+``processors`` lists the processors that run on the collection by default.
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ class CollectionTemplate:
     window_days: float = 7
     links: tuple[dict[str, Any], ...] = ()
     staging: dict[str, Any] = field(default_factory=dict)  # e.g. {"key_template": ...}
+    #: processors that run on this collection by default (``rspy-batch demo``, campaigns)
+    processors: tuple[str, ...] = ()
 
     def collection_dict(self) -> dict[str, Any]:
         """The STAC Collection this template describes (extent filled in by the writer)."""
@@ -98,7 +101,7 @@ def parse_template(data: Any, source: str = "<template>") -> CollectionTemplate:
     query = data.get("query") or {}
     known = {"id", "title", "description", "station", "service", "license", "keywords",
              "providers", "summaries", "stac_extensions", "query", "time_field",
-             "window_days", "links", "staging"}
+             "window_days", "links", "staging", "processors"}
     unknown = set(data) - known
     if unknown:
         raise ConfigError(f"{source}: unknown keys {', '.join(sorted(unknown))}")
@@ -116,4 +119,5 @@ def parse_template(data: Any, source: str = "<template>") -> CollectionTemplate:
         window_days=float(data.get("window_days", 7)),
         links=tuple(data.get("links") or ()),
         staging=dict(data.get("staging") or {}),
+        processors=tuple(data.get("processors") or ()),
     )
