@@ -81,6 +81,11 @@ class Processor(ABC):
         """How input items form products: one product per item unless overridden."""
         return [[item] for item in items]
 
+    def product_type_for(self, items: Sequence[Mapping[str, Any]]) -> str:
+        """The output ``product:type`` for these inputs (e.g. per mission); by default
+        :attr:`product_type`."""
+        return self.product_type
+
     @abstractmethod
     def run(self, inputs: Sequence[ProductInput], **params: Any) -> xr.DataTree:
         """The output product as a lazy DataTree with ``stac_discovery``/``other_metadata``.

@@ -99,7 +99,8 @@ def plan_products(processor: Processor, items: Sequence[dict[str, Any]], *,
         props = group[0]["properties"]
         ids = sorted(str(item["id"]) for item in group)
         product_id = naming.product_name(
-            processor.product_type, start, stop, platform=str(props.get("platform") or ""),
+            processor.product_type_for(group), start, stop,
+            platform=str(props.get("platform") or ""),
             relative_orbit=props.get("sat:relative_orbit"),
             timeliness=props.get("product:timeliness_category"),
             identity=[processor.name, processor.version, canonical, *ids])
@@ -177,7 +178,8 @@ def run_product(processor: Processor, product: PlannedProduct, *, store: Store,
         zarr_format=settings.zarr_format, shards=settings.shards,
         properties=stac.processing_properties(
             processor_name=processor.name, version=processor.version, level=processor.level,
-            product_type=processor.product_type, input_ids=product.input_ids,
+            product_type=processor.product_type_for(product.inputs),
+            input_ids=product.input_ids,
             when=datetime.now(UTC)),
         processing_history={processor.level: [{
             "processor": processor.name, "version": processor.version,

@@ -1,0 +1,1 @@
+"""Built-in processors, registered as ``rspy_batch.processors`` entry points in setup.cfg."""
