@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import warnings
 import zipfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -167,13 +168,35 @@ def write_product(
     metadata sees a complete product.
     """
     store = zarr_store(url, storage_options=storage_options)
+    encoding = encodings(tree, zarr_format=zarr_format, shards=shards)
+    if shards:
+        tree = _chunk_by_shard(tree, encoding)
     delayed = tree.to_zarr(
         store, mode="w", consolidated=False, compute=False, zarr_format=zarr_format,
-        encoding=encodings(tree, zarr_format=zarr_format, shards=shards),
+        encoding=encoding,
     )
     dask.compute(delayed)
-    zarr.consolidate_metadata(store, zarr_format=zarr_format)
+    with warnings.catch_warnings():
+        # Zarr 3 has no consolidated metadata in its spec yet; zarr-python's is what
+        # xarray reads, and it spares readers a request per group.
+        warnings.simplefilter("ignore", zarr.errors.ZarrUserWarning)
+        zarr.consolidate_metadata(store, zarr_format=zarr_format)
     return url
+
+
+def _chunk_by_shard(tree: xr.DataTree, encoding: Mapping[str, Mapping[str, dict]]
+                    ) -> xr.DataTree:
+    """Dask blocks of whole shards: a shard is written in one piece, so two blocks sharing
+    one would race."""
+    def rechunk(node: xr.DataTree) -> xr.Dataset:
+        ds = node.to_dataset(inherit=False)
+        for name, enc in encoding.get(node.path, {}).items():
+            if "shards" in enc and ds[name].chunks is not None:
+                ds[name] = ds[name].chunk(dict(zip(ds[name].dims, enc["shards"], strict=True)))
+        return ds
+
+    return xr.DataTree.from_dict({node.path: rechunk(node) for node in tree.subtree}
+                                 ) if tree.subtree else tree
 
 
 def open_product(url: str | os.PathLike[str], *,
