@@ -69,6 +69,26 @@ def _vendored_schemas() -> dict[str, dict[str, Any]]:
     return schemas
 
 
+@functools.cache
+def extension_fields(uri: str, prefix: str) -> frozenset[str]:
+    """The ``prefix``-ed field names a vendored extension schema defines (any depth)."""
+    found: set[str] = set()
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            props = node.get("properties")
+            if isinstance(props, dict):
+                found.update(k for k in props if k.startswith(prefix))
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(_vendored_schemas().get(_normalise_uri(uri), {}))
+    return frozenset(found)
+
+
 def shipped_schemas() -> list[str]:
     """Every schema URL validation can use offline: pystac's core set plus the vendored ones."""
     return sorted({*get_local_schema_cache(), *_vendored_schemas()})

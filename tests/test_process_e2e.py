@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 import zarr
 from conftest import make_simulator
@@ -74,3 +75,106 @@ def test_cadu_l0_sessions_match_station_truth(sim, tmp_path: Path) -> None:
         assert quality["total"]["frames"] == sum(f["_frames"] for f in session["Files"])
         assert out["properties"]["start_datetime"] == source["properties"]["start_datetime"]
         assert out["geometry"] is None and "bbox" not in out
+
+
+def staged_input(source: dict) -> zarr.Group:
+    """The staged input product, read raw (zarr, no xarray decoding)."""
+    (asset,) = source["assets"].values()
+    store = zarr.storage.ZipStore(local(asset["href"]), mode="r")
+    return zarr.open_group(store, mode="r")
+
+
+def decode(arr: zarr.Array) -> np.ndarray:
+    raw = arr[:]
+    value = raw * float(arr.attrs.get("scale_factor", 1.0)) + float(arr.attrs.get("add_offset",
+                                                                                  0.0))
+    return np.where(raw == arr.fill_value, np.nan, value)
+
+
+def ndvi(raw: zarr.Group) -> np.ndarray:
+    red = decode(raw["measurements/reflectance/r10m/b04"])
+    nir = decode(raw["measurements/reflectance/r10m/b08"])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where((red > 0) & (nir > 0), (nir - red) / (nir + red), np.nan)
+
+
+def test_s2_l1c_end_to_end(sim, tmp_path: Path) -> None:
+    collection = "prip-s2b-msil1c"
+    store, outputs = process(sim, tmp_path, "s2-l1c", collection)
+    for out in outputs:
+        source = source_of(store, f"{collection}-s2-l1c", out)
+        raw_in = staged_input(source)
+        raw_out = zarr.open_group(local(out["assets"]["product"]["href"]), mode="r")
+        expected = ndvi(raw_in)
+        got = decode(raw_out["measurements/indices/r10m/ndvi"])
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
+        np.testing.assert_allclose(got, expected, atol=0.6e-4, equal_nan=True)
+        b04 = decode(raw_in["measurements/reflectance/r10m/b04"])
+        np.testing.assert_allclose(decode(raw_out["measurements/reflectance/r10m/b04"]), b04,
+                                   atol=1e-6, equal_nan=True)
+        props = out["properties"]
+        assert props["product:type"] == "S02MSIL2A" and props["processing:level"] == "L2A-like"
+        assert props["platform"] == source["properties"]["platform"]
+        assert out["bbox"] and out["geometry"]["type"] == "Polygon"
+        assert {"ndvi", "thumbnail", "product"} <= set(out["assets"])
+        assert raw_out.attrs["other_metadata"]["reflectance_type"] == "TOA"
+
+
+def test_s1_grd_end_to_end(sim, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import re
+
+    import test_process_s1
+    from test_process_s1 import check_against_numpy
+
+    # station products have their own names; the reference only needs the polarisation
+    monkeypatch.setattr(test_process_s1, "CHILD", re.compile(r"^S01SIWGRD_.*_(VV|VH)$"))
+
+    collection = "prip-s1a-iw-grd"
+    store, outputs = process(sim, tmp_path, "s1-grd", collection, "--param", "multilook=2")
+    for out in outputs:
+        source = source_of(store, f"{collection}-s1-grd", out)
+        raw_out = zarr.open_group(local(out["assets"]["product"]["href"]), mode="r")
+        check_against_numpy(staged_input(source), raw_out, 2)
+        assert out["properties"]["product:type"] == "S01SIWSG0"
+        assert out["properties"]["sar:instrument_mode"] == "IW"
+
+
+def test_s3_olci_end_to_end(sim, tmp_path: Path) -> None:
+    collection = "prip-s3a-ol-efr"
+    store, outputs = process(sim, tmp_path, "s3-olci", collection)
+    for out in outputs:
+        source = source_of(store, f"{collection}-s3-olci", out)
+        raw_in = staged_input(source)
+        raw_out = zarr.open_group(local(out["assets"]["product"]["href"]), mode="r")
+        tie = raw_in["conditions/geometry/sza"]
+        grid = decode(tie)
+        ac, al = int(tie.attrs["ac_subsampling_factor"]), int(tie.attrs["al_subsampling_factor"])
+        radiance = decode(raw_in["measurements/oa08_radiance"])
+        rows, cols = radiance.shape
+        along = np.stack([np.interp(np.arange(cols), np.arange(grid.shape[1]) * ac, r)
+                          for r in grid])
+        sza = np.stack([np.interp(np.arange(rows), np.arange(grid.shape[0]) * al, along[:, j])
+                        for j in range(cols)], axis=1)
+        detector = raw_in["conditions/image/detector_index"][:]
+        f0 = raw_in["conditions/instrument/solar_flux"][:][7][detector]
+        flags = raw_in["quality/quality_flags"]
+        invalid = flags.attrs["flag_masks"][flags.attrs["flag_meanings"].split().index("invalid")]
+        expected = np.where(flags[:] & invalid, np.nan,
+                            np.pi * radiance / (f0 * np.cos(np.deg2rad(sza))))
+        got = decode(raw_out["measurements/oa08_reflectance"])
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
+        np.testing.assert_allclose(got, expected, atol=1.01e-4, equal_nan=True)
+        assert out["properties"]["product:type"] == "S03OLCRFL"
+
+
+@pytest.mark.timeout(1200)  # the first use builds the eopf venv
+def test_eopf_cpm_end_to_end(sim, tmp_path: Path) -> None:
+    collection = "prip-s2b-msil1c"
+    store, outputs = process(sim, tmp_path, "eopf-cpm", collection)
+    for out in outputs:
+        source = source_of(store, f"{collection}-eopf-cpm", out)
+        raw_out = zarr.open_group(local(out["assets"]["product"]["href"]), mode="r")
+        got = raw_out["measurements/ndvi"][:]
+        np.testing.assert_allclose(got, ndvi(staged_input(source)), atol=1e-6, equal_nan=True)
+        assert out["properties"]["processing:software"] == {"rspy-batch/eopf-cpm": "2.8.1"}
+        assert raw_out.attrs["stac_discovery"]["id"] == out["id"]

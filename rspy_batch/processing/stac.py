@@ -15,12 +15,12 @@ from rspy_batch.catalog import layout
 from rspy_batch.mapping import extensions as ext
 from rspy_batch.mapping.common import declared_extensions, iso
 from rspy_batch.processing.product import ZARR_MEDIA_TYPE
+from rspy_batch.validation import extension_fields
 
-#: Item properties kept from ``stac_discovery``: STAC core fields and extension prefixes
-#: whose schema ships in ``rspy_batch/schemas``.
+#: Item properties kept from ``stac_discovery``: STAC core fields and the fields of the
+#: extensions whose schema ships in ``rspy_batch/schemas``.
 CORE_FIELDS = ("datetime", "start_datetime", "end_datetime", "created", "updated",
                "platform", "constellation", "instruments", "gsd", "title", "description")
-KEPT_PREFIXES = ("sat:", "sar:", "processing:", "product:")
 KEPT_EO = ("eo:cloud_cover", "eo:snow_cover")
 EXTENSIONS = [ext.SAT, ext.SAR, ext.EO, ext.PROCESSING, ext.PRODUCT]
 FACILITY = "rspy-batch"
@@ -46,9 +46,36 @@ def processing_properties(*, processor_name: str, version: str, level: str,
     }
 
 
+#: Typical timeliness of Sentinel categories; the product extension requires
+#: ``product:timeliness`` alongside ``product:timeliness_category``.
+TIMELINESS = {"NRT": "PT3H", "NR": "PT3H", "NRT-3h": "PT3H", "24H": "PT24H", "STC": "PT48H",
+              "ST": "PT48H", "NTC": "P1M", "NT": "P1M"}
+
+
+PREFIX_SCHEMAS = {"sat:": ext.SAT, "sar:": ext.SAR, "processing:": ext.PROCESSING,
+                  "product:": ext.PRODUCT}
+
+
+def _allowed(key: str) -> bool:
+    """Core fields, and extension fields the shipped schema of that extension defines
+    (the sar and sat schemas refuse unknown ``sar:``/``sat:`` names)."""
+    if key in CORE_FIELDS or key in KEPT_EO:
+        return True
+    for prefix, uri in PREFIX_SCHEMAS.items():
+        if key.startswith(prefix):
+            return key in extension_fields(uri, prefix)
+    return False
+
+
 def _kept(properties: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in properties.items()
-            if k in CORE_FIELDS or k in KEPT_EO or k.startswith(KEPT_PREFIXES)}
+    kept = {k: v for k, v in properties.items() if _allowed(k)}
+    category = kept.get("product:timeliness_category")
+    if category is not None and "product:timeliness" not in kept:
+        if category in TIMELINESS:
+            kept["product:timeliness"] = TIMELINESS[category]
+        else:
+            del kept["product:timeliness_category"]
+    return kept
 
 
 def product_item(

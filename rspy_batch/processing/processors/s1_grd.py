@@ -376,6 +376,8 @@ class S1GrdProcessor(Processor):
             "sar:polarizations": pols,
             "sar:instrument_mode": props.get("sar:instrument_mode", "IW"),
             "sar:frequency_band": props.get("sar:frequency_band", "C"),
+            # still ground-range detected imagery, now calibrated and multilooked
+            "sar:product_type": props.get("sar:product_type", "GRD"),
         })
         for stac_key, info_key in (("sar:pixel_spacing_range", "range_pixel_spacing"),
                                    ("sar:pixel_spacing_azimuth", "azimuth_pixel_spacing")):

@@ -214,6 +214,7 @@ def _stac(spec: SampleSpec, pols: Sequence[str], geo: _Geometry) -> dict[str, An
         "sar:instrument_mode": "IW",
         "sar:beam_ids": "IW",
         "sar:frequency_band": "C",
+        "sar:product_type": "GRD",
         "sar:center_frequency": 5.405,
         "sar:polarizations": list(pols),
         "sar:observation_direction": "right",
