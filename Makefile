@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test lint bench-ingest bench-stage clean
+.PHONY: setup demo test lint bench-ingest bench-stage bench-process eopf-env clean
 
 $(STAMP): requirements.txt requirements-dev.txt setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,13 @@ bench-ingest: $(STAMP)
 
 bench-stage: $(STAMP)
 	$(BIN)/python bench/stage.py
+
+bench-process: $(STAMP)
+	$(BIN)/python bench/process.py
+
+# The separate EOPF CPM venv (built on first use anyway; this builds it ahead).
+eopf-env: $(STAMP)
+	$(BIN)/python -c "from rspy_batch.processing.eopf_env import ensure_eopf_env; print(ensure_eopf_env())"
 
 clean:
 	rm -rf $(VENV) demo .pytest_cache
