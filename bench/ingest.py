@@ -41,7 +41,7 @@ from rspy_batch.stations.config import load_stations
 from rspy_batch.templates import get_template
 
 START, STOP = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 2, 1, tzinfo=UTC)
-PER_DAY_AT_SCALE_1 = 12  # the simulator's s2b rate
+PER_DAY_AT_SCALE_1 = 12  # the simulator's s1a IW RAW rate
 
 
 def timed(fn, *args, **kwargs):
@@ -88,17 +88,17 @@ def main() -> None:
     args = parser.parse_args()
     scale = args.products / (PER_DAY_AT_SCALE_1 * 31)
     work = Path(tempfile.mkdtemp(prefix="rspy-bench-", dir=args.dir))
-    print(f"work dir {work}; simulator s2b scale {scale:.1f}")
-    config = SimConfig(seed=1, start=START, stop=STOP, scale=0.0, station_scale={"s2b": scale},
-                       product_bytes=256)
+    print(f"work dir {work}; simulator s1a scale {scale:.1f}")
+    config = SimConfig(seed=1, start=START, stop=STOP, scale=0.0, station_scale={"s1a": scale},
+                       product_bytes=256, eopf_scale=0.0)
     try:
         with Simulator(config) as sim:
             sim.write_stations_file(work / "stations.yaml")
             sim.write_secrets_file(work / "secrets.env")
             os.environ["RSPY_SECRETS_FILE"] = str(work / "secrets.env")
             stations = load_stations(work / "stations.yaml")
-            template = dataclasses.replace(get_template("prip-s2b-msil1c"), window_days=31)
-            client = ODataClient(stations["s2b"])
+            template = dataclasses.replace(get_template("prip-s1a-iw-raw"), window_days=31)
+            client = ODataClient(stations["s1a"])
 
             t_page, entities = timed(lambda: list(search(client, template, START, STOP)))
             n = len(entities)
@@ -106,8 +106,8 @@ def main() -> None:
                   f"in {t_page:.1f} s")
             t_page, entities = timed(lambda: list(search(client, template, START, STOP)))
             mapper = MAPPERS["prip"]
-            t_map, items = timed(lambda: [mapper(e, station_id="s2b", station_url=stations[
-                "s2b"].url) for e in entities])
+            t_map, items = timed(lambda: [mapper(e, station_id="s1a", station_url=stations[
+                "s1a"].url) for e in entities])
 
             t_ingest, record = timed(ingest_window, template, START, STOP,
                                      store=LocalStore(work / "ingest"), stations=stations)

@@ -76,21 +76,22 @@ def main() -> None:
                              str(s3_port)], **quiet)
     sim = subprocess.Popen([sys.executable, "-m", "rspy_batch", "station-sim", "--port",
                             str(sim_port), "--seed", "3", "--start", "2026-01-01", "--stop",
-                            "2026-01-08", "--scale", f"0,s2b={args.files / (12 * 7)}",
+                            "2026-01-08", "--scale", f"0,s1a={args.files / (12 * 7)}",
+                            "--eopf-scale", "0",
                             "--product-bytes", str(int(args.mib * 1024 * 1024)),
                             "--stations-out", str(work / "stations.yaml"),
                             "--secrets-out", str(work / "secrets.env")], **quiet)
     os.environ["AWS_ENDPOINT_URL"] = f"http://127.0.0.1:{s3_port}"
     try:
         wait_http(os.environ["AWS_ENDPOINT_URL"])
-        wait_http(f"http://127.0.0.1:{sim_port}/s2b/health")
+        wait_http(f"http://127.0.0.1:{sim_port}/s1a/health")
         while not (work / "secrets.env").exists():
             time.sleep(0.05)
         s3 = boto3.client("s3")
         s3.create_bucket(Bucket="bench")
         os.environ["RSPY_SECRETS_FILE"] = str(work / "secrets.env")
         stations = load_stations(work / "stations.yaml")
-        template = get_template("prip-s2b-msil1c")
+        template = get_template("prip-s1a-iw-raw")
         store = LocalStore(work / "catalog")
         windows = [(START, datetime(2026, 1, 5, tzinfo=UTC)),
                    (datetime(2026, 1, 5, tzinfo=UTC), STOP)]
@@ -99,7 +100,7 @@ def main() -> None:
         assets = [a for it in iter_items(store, template.id) for a in it["assets"].values()]
         total = sum(a["file:size"] for a in assets)
 
-        client = client_for(stations["s2b"])
+        client = client_for(stations["s1a"])
 
         def fetch(asset: dict) -> bytes:
             with client.open_download(station_href(asset)) as resp:

@@ -30,7 +30,7 @@ def popen_cli(*args: str) -> subprocess.Popen[str]:
 
 
 def _strip(name: str) -> str:
-    for suffix in (".SAFE.zip", ".EOF", ".TGZ"):
+    for suffix in (".SAFE.zip", ".zarr.zip", ".EOF", ".TGZ"):
         if name.endswith(suffix):
             return name[: -len(suffix)]
     return name

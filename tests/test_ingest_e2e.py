@@ -148,7 +148,7 @@ def test_unreachable_station_fails_its_windows_only(simulator, tmp_path: Path) -
     assert res.returncode == 4, res.stderr
     store = LocalStore(catalog)
     failed = [r for r in iter_records(store, "ingest") if r.status == "failed"]
-    assert failed and {r.collection for r in failed} == {"prip-s1a-iw-raw"}
+    assert failed and {r.collection for r in failed} == {"prip-s1a-iw-raw", "prip-s1a-iw-grd"}
     assert all("s1a" in r.error for r in failed)
     assert "failed ingest prip-s1a-iw-raw" in run_cli("status", "--catalog", str(catalog)).stdout
     assert validate_catalog(store).ok
@@ -158,15 +158,15 @@ def test_unreachable_station_fails_its_windows_only(simulator, tmp_path: Path) -
 
 
 def test_killed_mid_write_then_rerun_converges(tmp_path: Path) -> None:
-    sim = make_simulator(tmp_path, station_scale={"s2b": 8.0})
+    sim = make_simulator(tmp_path, station_scale={"s1a": 8.0})
     try:
-        args = ["ingest", "--collection", "prip-s2b-msil1c", "--start", "2026-01-01",
+        args = ["ingest", "--collection", "prip-s1a-iw-raw", "--start", "2026-01-01",
                 "--stop", "2026-02-01", "--stations", str(sim.stations_file)]
         crashed, clean = tmp_path / "crashed", tmp_path / "clean"
         proc = popen_cli(*args, "--catalog", str(crashed))
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            if len(list(crashed.glob("prip-s2b-msil1c/2026/01/*/*/*.json"))) >= 300:
+            if len(list(crashed.glob("prip-s1a-iw-raw/2026/01/*/*/*.json"))) >= 300:
                 break
             time.sleep(0.01)
         assert proc.poll() is None, "the ingest finished before it could be killed"
@@ -191,7 +191,7 @@ def test_two_overlapping_ingests_at_once(where: str, simulator, tmp_path: Path,
                                          request: pytest.FixtureRequest) -> None:
     url = str(tmp_path / "catalog") if where == "local" else \
         f"s3://{request.getfixturevalue('s3_bucket')}/stac"
-    common = ["--collection", "prip-s2b-msil1c", "--catalog", url, "--stations",
+    common = ["--collection", "prip-s1a-iw-raw", "--catalog", url, "--stations",
               str(simulator.stations_file)]
     first = popen_cli("ingest", *common, "--start", "2026-01-01", "--stop", "2026-01-24")
     second = popen_cli("ingest", *common, "--start", "2026-01-06", "--stop", "2026-02-01")
@@ -201,7 +201,7 @@ def test_two_overlapping_ingests_at_once(where: str, simulator, tmp_path: Path,
     store = open_store(url)
     report = validate_catalog(store)
     assert report.ok, report.errors[:5]
-    assert_matches_truth(simulator, store, collections=["prip-s2b-msil1c"])
+    assert_matches_truth(simulator, store, collections=["prip-s1a-iw-raw"])
 
 
 def test_no_credential_in_catalog_records_or_logs(simulator, tmp_path: Path,

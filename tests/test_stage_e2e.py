@@ -67,7 +67,8 @@ def test_every_station_kind_staged_bytes_equal(tmp_path: Path, s3_bucket: str) -
         store = LocalStore(catalog)
         assert validate_catalog(store).ok
         objects = s3_objects(s3_bucket, "staging/")
-        truth = {e["Id"]: e for sid in ("adgs", "s1a", "s2b", "lta") for e in sim.truth(sid)}
+        truth = {e["Id"]: e for sid in ("adgs", "s1a", "s2b", "s3a", "lta")
+                 for e in sim.truth(sid)}
         staged_files = 0
         collections = [r.collection for r in iter_records(store, "ingest")]
         assert {c.split("-")[0] for c in collections} == {"cadip", "auxip", "prip", "lta"}
@@ -109,16 +110,17 @@ def test_every_station_kind_staged_bytes_equal(tmp_path: Path, s3_bucket: str) -
 
 
 def test_large_file_goes_multipart(tmp_path: Path, s3_bucket: str) -> None:
-    sim = make_simulator(tmp_path, scale=0.0, station_scale={"s2b": 0.1},
-                         product_bytes=13 * 1024 * 1024)
+    # SAFE products, whose size is product_bytes (EOPF ones follow eopf_size)
+    sim = make_simulator(tmp_path, scale=0.0, station_scale={"s1a": 0.1},
+                         product_bytes=13 * 1024 * 1024, eopf_scale=0)
     try:
         res = stage_cli(sim, tmp_path / "catalog", f"s3://{s3_bucket}/big",
-                        collection="prip-s2b-msil1c", stop="2026-01-08")
+                        collection="prip-s1a-iw-raw", stop="2026-01-08")
         assert res.returncode == 0, res.stderr
         s3 = boto3.client("s3")
         objects = s3_objects(s3_bucket, "big/")
         assert objects
-        truth = {e["_md5"]: e for e in sim.truth("s2b")}
+        truth = {e["_md5"]: e for e in sim.truth("s1a")}
         for key, data in objects.items():
             assert hashlib.md5(data).hexdigest() in truth
             assert "-2" in s3.head_object(Bucket=s3_bucket, Key=key)["ETag"]  # two parts
@@ -226,11 +228,11 @@ def test_unsafe_file_name_is_confined(tmp_path: Path) -> None:
 
 
 def test_killed_mid_upload_then_rerun(tmp_path: Path, s3_bucket: str) -> None:
-    sim = make_simulator(tmp_path, scale=0.0, station_scale={"s2b": 0.5},
-                         product_bytes=6 * 1024 * 1024)
+    sim = make_simulator(tmp_path, scale=0.0, station_scale={"s1a": 0.5},
+                         product_bytes=6 * 1024 * 1024, eopf_scale=0)
     try:
         catalog = tmp_path / "catalog"
-        args = ["stage", "--collection", "prip-s2b-msil1c", "--start", START, "--stop",
+        args = ["stage", "--collection", "prip-s1a-iw-raw", "--start", START, "--stop",
                 "2026-01-08", "--catalog", str(catalog), "--stations", str(sim.stations_file),
                 "--staging", f"s3://{s3_bucket}/s", "--workers", "1"]
         proc = popen_cli(*args)
@@ -242,18 +244,18 @@ def test_killed_mid_upload_then_rerun(tmp_path: Path, s3_bucket: str) -> None:
         proc.wait()
         killed_at = now()
         store = LocalStore(catalog)
-        items = list(iter_items(store, "prip-s2b-msil1c"))
+        items = list(iter_items(store, "prip-s1a-iw-raw"))
         left = sum(not is_staged(it) for it in items)
         assert 0 < left < len(items)
         windows = split_windows(JAN1, datetime(2026, 1, 8, tzinfo=UTC), 7)
         left_in = {window_id(iso(s), iso(e)): sum(not is_staged(it) for it in (
-            window_items(store, "prip-s2b-msil1c", s, e) or [])) for s, e in windows}
-        truth = {e["_md5"] for e in sim.truth("s2b")}
+            window_items(store, "prip-s1a-iw-raw", s, e) or [])) for s, e in windows}
+        truth = {e["_md5"] for e in sim.truth("s1a")}
         for data in s3_objects(s3_bucket, "s/").values():  # whatever is there is whole
             assert hashlib.md5(data).hexdigest() in truth
         res = run_cli(*args)
         assert res.returncode == 0, res.stderr
-        items = list(iter_items(store, "prip-s2b-msil1c"))
+        items = list(iter_items(store, "prip-s1a-iw-raw"))
         objects = s3_objects(s3_bucket, "s/")
         assert all(is_staged(it) for it in items) and len(objects) == len(items)
         for item in items:

@@ -65,7 +65,14 @@ def mission_properties(name: str, attrs: dict[str, Any], entity: dict[str, Any]
         if attrs.get("cloudCover") is not None:
             props["eo:cloud_cover"] = float(attrs["cloudCover"])
             extensions.append(ext.EO)
+    elif constellation == "sentinel-3" and product_type:
+        instrument = _S3_INSTRUMENTS.get(product_type[:2])
+        props["instruments"] = [instrument] if instrument else None
     return props, extensions
+
+
+# Sentinel-3 product types start with the instrument: OL_1_EFR___, SL_2_LST___, SR_2_LAN___
+_S3_INSTRUMENTS = {"OL": "olci", "SL": "slstr", "SR": "sral", "MW": "mwr", "SY": "synergy"}
 
 
 def processing_level(product_type: str | None) -> str | None:
@@ -94,8 +101,12 @@ def polarizations(channels: Any, name: str) -> list[str]:
 def _product_type_from_name(name: str) -> str | None:
     if name.startswith("S1") and len(name) > 14:
         return name[4:14]
+    if name.startswith("S2") and name[4:8] == "MSIL" and len(name) > 10:
+        return "S2MSI" + name[8:10]  # S2B_MSIL1C_... is productType S2MSI1C
     if name.startswith("S2") and len(name) > 10:
         return "S2" + name[4:10]
+    if name.startswith("S3") and len(name) > 15:
+        return name[4:15]  # S3A_OL_1_EFR____... is productType OL_1_EFR___
     return None
 
 

@@ -155,7 +155,7 @@ def zarr_store(url: str, *, storage_options: Mapping[str, Any] | None = None,
 
 def write_product(
     tree: xr.DataTree,
-    url: str,
+    url: str | zarr.abc.store.Store,
     *,
     storage_options: Mapping[str, Any] | None = None,
     zarr_format: int = 2,
@@ -165,9 +165,11 @@ def write_product(
 
     All variables go into one Dask graph (``compute=False`` then a single ``dask.compute``),
     and ``.zmetadata`` is written after the data, so a reader that sees consolidated
-    metadata sees a complete product.
+    metadata sees a complete product. ``url`` may also be an open zarr store (e.g. a
+    ``MemoryStore``, for tiny products built only to be zipped).
     """
-    store = zarr_store(url, storage_options=storage_options)
+    store = url if isinstance(url, zarr.abc.store.Store) else \
+        zarr_store(url, storage_options=storage_options)
     encoding = encodings(tree, zarr_format=zarr_format, shards=shards)
     if shards:
         tree = _chunk_by_shard(tree, encoding)

@@ -11,14 +11,11 @@ from typing import Any
 from rspy_batch.formats.cadu import CADU_LEN
 from rspy_batch.simulator.cadip_data import block_sizes, build_cadip
 from rspy_batch.simulator.config import SimConfig, StationDef
+from rspy_batch.simulator.eopf import CACHE, ZARR_ZIP
+from rspy_batch.simulator.eopf_data import build_lta_eopf, build_prip_eopf
 from rspy_batch.simulator.odata_filter import compile_filter
 from rspy_batch.simulator.payloads import cadu_chunk, eof_bytes, safe_zip_bytes, tgz_bytes
-from rspy_batch.simulator.product_data import (
-    build_auxip,
-    build_lta,
-    build_prip_s1,
-    build_prip_s2,
-)
+from rspy_batch.simulator.product_data import build_auxip, build_lta, build_prip_s1
 from rspy_batch.simulator.query import parse_orderby, sort_entities
 from rspy_batch.simulator.records import Record
 
@@ -82,12 +79,12 @@ class StationCatalog:
                 "Files": content.files,
                 "QualityInfo": content.quality,
             }
-        builders = {"auxip": build_auxip, "lta": build_lta}
-        if s.service == "prip":
-            builder = build_prip_s1 if s.satellite.startswith("S1") else build_prip_s2
-        else:
-            builder = builders[s.service]
-        return {"Products": builder(c, s)}
+        if s.service == "auxip":
+            return {"Products": build_auxip(c, s)}
+        if s.service == "lta":
+            return {"Products": build_lta(c, s) + build_lta_eopf(c, s)}
+        raw = build_prip_s1(c, s) if s.satellite.startswith("S1") else []
+        return {"Products": raw + build_prip_eopf(c, s)}
 
     def schema(self, set_name: str) -> frozenset[str]:
         self.sets()
@@ -154,6 +151,10 @@ class StationCatalog:
             return tgz_bytes(seed, rec, self.config.product_bytes)
         if rec.payload_kind == "safe":
             return safe_zip_bytes(seed, rec, self.config.product_bytes)
+        if rec.payload_kind == "eopf":
+            name = rec.key.removesuffix(ZARR_ZIP)
+            path = CACHE.get(rec.extra["eopf"], name, seed, rec.id, self.config.eopf_size)
+            return path.read_bytes()
         raise ValueError(f"{rec.key} has no payload")
 
     def materialize(self, rec: Record) -> Record:

@@ -55,6 +55,21 @@ def _utc(value: datetime) -> datetime:
 @click.option("--cadu-chunk-bytes", default=64 * 1024, show_default=True, type=int)
 @click.option("--product-bytes", default=16 * 1024, show_default=True, type=int)
 @click.option(
+    "--eopf-size",
+    default=60,
+    show_default=True,
+    type=int,
+    help="EOPF Zarr products: S2 L1C 10 m side (multiple of 6; 10980 = full tile); "
+    "S1 GRD and S3 OLCI sizes follow proportionally.",
+)
+@click.option(
+    "--eopf-scale",
+    default=1.0,
+    show_default=True,
+    type=float,
+    help="Rate factor of the EOPF Zarr products within each station's slots (0: none).",
+)
+@click.option(
     "--stations-out",
     type=click.Path(dir_okay=False, path_type=Path),
     default="stations.yaml",
@@ -80,6 +95,8 @@ def station_sim(
     order_delay: float,
     cadu_chunk_bytes: int,
     product_bytes: int,
+    eopf_size: int,
+    eopf_scale: float,
     stations_out: Path,
     secrets_out: Path,
 ) -> None:
@@ -101,6 +118,8 @@ def station_sim(
             order_delay=order_delay,
             cadu_chunk_bytes=cadu_chunk_bytes,
             product_bytes=product_bytes,
+            eopf_size=eopf_size,
+            eopf_scale=eopf_scale,
         )
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None

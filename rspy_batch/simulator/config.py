@@ -16,7 +16,7 @@ class StationDef:
     id: str
     service: str  # cadip | auxip | prip | lta
     satellite: str
-    rate_per_day: float  # sessions (cadip) or products per day at scale 1.0
+    rate_per_day: float  # sessions (cadip) or product slots per day at scale 1.0
 
 
 DEFAULT_STATIONS: dict[str, StationDef] = {
@@ -26,8 +26,10 @@ DEFAULT_STATIONS: dict[str, StationDef] = {
         StationDef("nsg", "cadip", "S2B", 4),
         # adgs mixes two product types; its own rates live in the generator.
         StationDef("adgs", "auxip", "S1A", 6),
+        # EOPF Zarr products are thinned from the slot plan (product_data.EOPF_EVERY).
         StationDef("s1a", "prip", "S1A", 12),
         StationDef("s2b", "prip", "S2B", 12),
+        StationDef("s3a", "prip", "S3A", 12),
         StationDef("lta", "lta", "S1A", 6),
     )
 }
@@ -56,6 +58,10 @@ class SimConfig:
     order_delay: float = 2.0
     cadu_chunk_bytes: int = 64 * 1024
     product_bytes: int = 16 * 1024
+    # EOPF Zarr products: the S2 L1C 10 m side (a multiple of 6); S1 GRD and S3 OLCI sizes
+    # follow in the proportions of the real products (10980 is a full S2 tile).
+    eopf_size: int = 60
+    eopf_scale: float = 1.0  # EOPF products' share of the slot plan (0: none)
     stations: tuple[str, ...] = tuple(DEFAULT_STATIONS)
 
     def __post_init__(self) -> None:
@@ -69,6 +75,11 @@ class SimConfig:
             raise ValueError(f"cadu_chunk_bytes must be a positive multiple of {CADU_LEN}")
         if self.product_bytes <= 0:
             raise ValueError("product_bytes must be positive")
+        if self.eopf_scale < 0:
+            raise ValueError("eopf_scale must not be negative")
+        if self.eopf_size < 12 or self.eopf_size % 6:
+            raise ValueError(f"eopf_size must be a multiple of 6 and at least 12, "
+                             f"not {self.eopf_size}")
         if self.page_cap <= 0:
             raise ValueError("page_cap must be positive")
         unknown = set(self.stations) | set(self.station_scale)

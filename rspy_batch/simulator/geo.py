@@ -32,11 +32,22 @@ def land_point(rng: random.Random) -> tuple[float, float]:
 
 def s1_slice(rng: random.Random, descending: bool) -> list[tuple[float, float]]:
     """IW slice: ~250 km across track, ~170 km along a near-polar, tilted track."""
+    return _along_track_box(rng, descending, half_l=85.0, half_w=125.0)
+
+
+def olci_frame(rng: random.Random, descending: bool) -> list[tuple[float, float]]:
+    """OLCI frame: a 3-minute, ~1200 km stretch of the ~1270 km wide swath."""
+    return _along_track_box(rng, descending, half_l=595.0, half_w=635.0)
+
+
+def _along_track_box(rng: random.Random, descending: bool, *, half_l: float, half_w: float
+                     ) -> list[tuple[float, float]]:
+    """A box around a land point, along a near-polar track. Corner order: (first line, edge A),
+    (last line, edge A), (last line, edge B), (first line, edge B)."""
     lon, lat = land_point(rng)
     heading = math.radians(-167.0 if descending else -13.0)  # from north, clockwise
     along = (math.sin(heading), math.cos(heading))
     across = (along[1], -along[0])
-    half_l, half_w = 85.0, 125.0
     corners = []
     for sl, sw in ((-1, -1), (1, -1), (1, 1), (-1, 1)):
         east = sl * half_l * along[0] + sw * half_w * across[0]

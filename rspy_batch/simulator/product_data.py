@@ -1,4 +1,7 @@
-"""Synthetic AUXIP, PRIP and LTA products (metadata only; payloads are lazy)."""
+"""Synthetic AUXIP, PRIP and LTA products (metadata only; payloads are lazy).
+
+The EOPF Zarr products (S1 GRD, S2 L1C, S3 OLCI) are in :mod:`.eopf_data`.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ from rspy_batch.simulator.cadip_data import entity_count
 from rspy_batch.simulator.config import SimConfig, StationDef
 from rspy_batch.simulator.detrand import digest, entity_uuid, py_rng
 from rspy_batch.simulator.faults import data_faults
-from rspy_batch.simulator.geo import footprint_text, geojson_polygon, s1_slice, s2_tile
+from rspy_batch.simulator.geo import footprint_text, geojson_polygon, s1_slice
 from rspy_batch.simulator.orbits import absolute_orbit, cycle_number, relative_orbit
 from rspy_batch.simulator.records import Record, apply_name_and_field_faults
 from rspy_batch.simulator.timefmt import compact, iso_ms
@@ -29,13 +32,13 @@ def attr(name: str, value_type: str, value: Any) -> dict[str, Any]:
     }
 
 
-def _slot_time(config: SimConfig, i: int, n: int, rng: random.Random) -> datetime:
+def slot_time(config: SimConfig, i: int, n: int, rng: random.Random) -> datetime:
     span = config.stop - config.start
     t = config.start + span * ((i + rng.uniform(0.05, 0.9)) / n)
     return t.replace(microsecond=rng.randrange(1000) * 1000)
 
 
-def _finish(config: SimConfig, rec: Record) -> Record:
+def finish(config: SimConfig, rec: Record) -> Record:
     rec.faults = data_faults(config.faults, config.seed, rec.key, PRODUCT_FAULTS)
     apply_name_and_field_faults(rec, config.seed)
     return rec
@@ -48,7 +51,7 @@ def build_auxip(config: SimConfig, station: StationDef) -> list[Record]:
         n = entity_count(config, station, rate)
         for i in range(n):
             rng = py_rng(config.seed, station.id, ptype, i)
-            t = _slot_time(config, i, n, rng)
+            t = slot_time(config, i, n, rng)
             out.append((t, _auxip_product(config, ptype, t, rng)))
     out.sort(key=lambda pair: pair[0])
     return [rec for _, rec in out]
@@ -93,13 +96,13 @@ def _auxip_product(config: SimConfig, ptype: str, t: datetime, rng: random.Rando
     }
     rec = Record(entity, "product", name, payload_kind=kind)
     rec.extra.update(checksum_style="mixed", length_type="string", checksum_date=iso_ms(gen))
-    return _finish(config, rec)
+    return finish(config, rec)
 
 
-def _s1_raw(config: SimConfig, station: StationDef, i: int, n: int) -> tuple[dict, Any]:
+def s1_slice_fields(config: SimConfig, station: StationDef, i: int, n: int) -> tuple[dict, Any]:
     """Shared S1 IW_RAW__0S slice fields for PRIP and LTA."""
     rng = py_rng(config.seed, station.id, "IW_RAW__0S", i)
-    start = _slot_time(config, i, n, rng)
+    start = slot_time(config, i, n, rng)
     stop = start + timedelta(seconds=25, milliseconds=rng.randrange(1000))
     orbit = absolute_orbit("S1A", start)
     datatake = rng.randrange(0x40000, 0x80000)
@@ -130,7 +133,7 @@ def build_prip_s1(config: SimConfig, station: StationDef) -> list[Record]:
     n = entity_count(config, station, station.rate_per_day)
     out = []
     for i in range(n):
-        s, rng = _s1_raw(config, station, i, n)
+        s, rng = s1_slice_fields(config, station, i, n)
         start, stop, orbit = s["start"], s["stop"], s["orbit"]
         rel = relative_orbit("S1A", start)
         ring = s["ring"]
@@ -178,57 +181,7 @@ def build_prip_s1(config: SimConfig, station: StationDef) -> list[Record]:
         rec.extra.update(
             checksum_style="lower", length_type="int", checksum_date=iso_ms(s["origin"])
         )
-        out.append(_finish(config, rec))
-    return out
-
-
-def build_prip_s2(config: SimConfig, station: StationDef) -> list[Record]:
-    n = entity_count(config, station, station.rate_per_day)
-    out = []
-    for i in range(n):
-        rng = py_rng(config.seed, station.id, "S2MSI1C", i)
-        start = _slot_time(config, i, n, rng)
-        stop = start + timedelta(seconds=rng.uniform(3, 6))
-        ring, tile = s2_tile(rng)
-        rel = relative_orbit("S2B", start)
-        gen = stop + timedelta(minutes=rng.uniform(30, 180))
-        published = gen + timedelta(minutes=rng.uniform(2, 60))
-        name = f"S2B_MSIL1C_{compact(start)}_N0511_R{rel:03d}_T{tile}_{compact(gen)}.SAFE.zip"
-        entity = {
-            "@odata.mediaContentType": "application/octet-stream",
-            "Id": entity_uuid(config.seed, name),
-            "Name": name,
-            "ContentType": "application/zip",
-            "ContentLength": LAZY,
-            "OriginDate": iso_ms(gen),
-            "PublicationDate": iso_ms(published),
-            "ModificationDate": iso_ms(published),
-            "EvictionDate": PRIP_EVICTION,
-            "Online": True,
-            "Checksum": LAZY,
-            "ContentDate": {"Start": iso_ms(start), "End": iso_ms(stop)},
-            "Footprint": footprint_text(ring),
-            "GeoFootprint": geojson_polygon(ring),
-            "ProductionType": "systematic_production",
-            "Attributes": [
-                attr("productType", "String", "S2MSI1C"),
-                attr("platformShortName", "String", "SENTINEL-2"),
-                attr("platformSerialIdentifier", "String", "B"),
-                attr("instrumentShortName", "String", "MSI"),
-                attr("orbitNumber", "Integer", absolute_orbit("S2B", start)),
-                attr("relativeOrbitNumber", "Integer", rel),
-                attr("tileId", "String", tile),
-                attr("cloudCover", "Double", round(rng.uniform(0, 100), 2)),
-                attr("processingDate", "DateTimeOffset", iso_ms(gen)),
-                attr("processorVersion", "String", "05.11"),
-                attr("beginningDateTime", "DateTimeOffset", iso_ms(start)),
-                attr("endingDateTime", "DateTimeOffset", iso_ms(stop)),
-                attr("processingLevel", "String", "Level-1C"),
-            ],
-        }
-        rec = Record(entity, "product", name, payload_kind="safe")
-        rec.extra.update(checksum_style="lower", length_type="int", checksum_date=iso_ms(gen))
-        out.append(_finish(config, rec))
+        out.append(finish(config, rec))
     return out
 
 
@@ -236,7 +189,7 @@ def build_lta(config: SimConfig, station: StationDef) -> list[Record]:
     n = entity_count(config, station, station.rate_per_day)
     out = []
     for i in range(n):
-        s, _ = _s1_raw(config, station, i, n)
+        s, _ = s1_slice_fields(config, station, i, n)
         ring = s["ring"]
         archived = s["published"] + timedelta(days=2)
         entity = {
@@ -258,5 +211,5 @@ def build_lta(config: SimConfig, station: StationDef) -> list[Record]:
         rec.extra.update(
             checksum_style="lower", length_type="string", checksum_date=iso_ms(archived)
         )
-        out.append(_finish(config, rec))
+        out.append(finish(config, rec))
     return out

@@ -32,7 +32,7 @@ class Record:
     entity: dict[str, Any]  # served fields, data faults applied, in wire order
     kind: str  # session | file | quality | product
     key: str  # original, un-faulted name: seeds the payload and names inner files
-    payload_kind: str = ""  # cadu | eof | tgz | safe ('' = no payload)
+    payload_kind: str = ""  # cadu | eof | tgz | safe | eopf ('' = no payload)
     faults: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)  # generator details for truth
     size: int | None = None  # payload size once materialised
