@@ -3,13 +3,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 import zarr
-from conftest import make_simulator
 from e2e import run_cli
 
 from rspy_batch.catalog import layout
@@ -21,13 +19,8 @@ START, STOP = "2026-01-05", "2026-01-12"
 
 
 @pytest.fixture
-def sim(tmp_path: Path):
-    sim = make_simulator(tmp_path / "sim")
-    try:
-        yield sim
-    finally:
-        sim.stop()
-        os.environ.pop("RSPY_SECRETS_FILE", None)
+def sim(simulator: object) -> object:
+    return simulator
 
 
 def process(sim, tmp_path: Path, processor: str, collection: str, *extra: str

@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import zarr
-from conftest import make_simulator
 from e2e import run_cli
 
 from rspy_batch.catalog import layout
@@ -33,13 +32,8 @@ ENV = {"PYTHONPATH": os.pathsep.join(filter(None, [str(PLUGINS),
 
 
 @pytest.fixture
-def sim(tmp_path: Path):
-    sim = make_simulator(tmp_path)
-    try:
-        yield sim
-    finally:
-        sim.stop()
-        os.environ.pop("RSPY_SECRETS_FILE", None)
+def sim(simulator: object) -> object:
+    return simulator
 
 
 def process_cli(sim, catalog: Path, staging: Path, *extra: str):
@@ -165,10 +159,12 @@ def test_luigi_module_and_dask_scheduler(sim, tmp_path: Path) -> None:
     bin_dir = Path(sys.executable).parent
     env = {**os.environ, **ENV}
     scheduler = subprocess.Popen([str(bin_dir / "dask"), "scheduler", "--host", "127.0.0.1",
-                                  "--port", str(port), "--no-dashboard"], env=env,
+                                  "--port", str(port), "--dashboard-address", "127.0.0.1:0"],
+                                 env=env,
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     worker = subprocess.Popen([str(bin_dir / "dask"), "worker", address, "--nthreads", "2",
-                               "--no-dashboard", "--host", "127.0.0.1"], env=env,
+                               "--dashboard-address", "127.0.0.1:0", "--host", "127.0.0.1"],
+                              env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         from distributed import Client

@@ -310,7 +310,7 @@ def test_non_grd_input_is_rejected(tmp_path: Path) -> None:
             {"b01": (("y", "x"), np.ones((4, 4), dtype=np.uint16))}),
     })
     _, source = write_input(s2_like, tmp_path, "s2")
-    with pytest.raises(ProductError, match=r"'S02MSIL1C', not a Sentinel-1 GRD"):
+    with pytest.raises(ProductError, match=r"'S02MSIL1C', expected S1 GRD"):
         S1GrdProcessor().run([source])
 
 

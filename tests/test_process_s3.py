@@ -268,7 +268,7 @@ def test_non_olci_input_is_rejected(tmp_path: Path, olci: Callable[..., Staged])
         "measurements/reflectance/r10m": xr.Dataset({"b04": b04}),
     })
     _, source = staged(tmp_path, other, name="s2")
-    with pytest.raises(ProductError, match=r"'S02MSIL1C', not an OLCI L1 product"):
+    with pytest.raises(ProductError, match=r"'S02MSIL1C', expected OLCI L1"):
         S3OlciProcessor().run([source])
     _, efr = olci()
     with pytest.raises(ProductError, match="one OLCI L1 product, got 2"):

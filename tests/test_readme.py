@@ -31,4 +31,17 @@ def test_readme_python_example_runs(simulator, tmp_path: Path, capsys) -> None:
     assert (work / "catalog" / "prip-s1a-iw-raw" / "collection.json").is_file()
     staged = namespace["staged"]
     assert staged.status == "complete" and staged.counts["staged"] == record.counts["added"]
-    assert len([p for p in (work / "staging").rglob("*.zip")]) == staged.counts["staged"]
+    from rspy_batch.catalog.reader import iter_items
+    from rspy_batch.catalog.storage import open_store
+
+    hrefs = {a["href"] for it in iter_items(open_store(str(work / "catalog")), "prip-s1a-iw-raw")
+             for a in it["assets"].values()}
+    files = {p.as_uri() for p in (work / "staging" / "prip-s1a-iw-raw").rglob("*.zip")}
+    assert len(hrefs) >= staged.counts["staged"] and files == hrefs
+    processed = namespace["processed"]
+    assert processed.status == "complete" and processed.counts["processed"] > 0
+    assert len(processed.items) == processed.counts["products"]
+    products = list((work / "staging" / "prip-s2b-msil1c-s2-l1c").rglob("*.zarr"))
+    assert len(products) == processed.counts["processed"]
+    assert all(p.name.startswith("S02MSIL2A_") for p in products)
+    assert "L2A-like" in printed

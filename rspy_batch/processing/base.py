@@ -10,7 +10,7 @@ processor that writes by other means (``eopf-cpm`` runs CPM in a subprocess) ove
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 import numpy as np
 import xarray as xr
 
-from rspy_batch.processing.product import open_product, write_product
+from rspy_batch.processing.product import ProductError, open_product, write_product
 
 
 @dataclass(frozen=True)
@@ -37,8 +37,6 @@ class ProductInput:
         """The single staged file (ending in ``suffix``); an error names what is there."""
         matches = [p for p in self.files.values() if p.name.endswith(suffix)]
         if len(matches) != 1:
-            from rspy_batch.processing.product import ProductError
-
             names = sorted(p.name for p in self.files.values())
             raise ProductError(f"input {self.id}: expected one file ending {suffix!r}, "
                                f"found {names}")
@@ -111,6 +109,22 @@ class Processor(ABC):
         write_product(tree, target.url, storage_options=target.storage_options,
                       zarr_format=target.zarr_format, shards=target.shards)
         return open_product(target.url, storage_options=target.storage_options)
+
+
+def open_single_input(processor: str, inputs: Sequence[ProductInput], types: Collection[str],
+                      kind: str) -> tuple[ProductInput, xr.DataTree, dict[str, Any]]:
+    """The one input of a one-to-one processor, opened, with its ``stac_discovery``
+    properties; a :class:`ProductError` names a wrong count or a wrong product type."""
+    if len(inputs) != 1:
+        raise ProductError(f"{processor} takes one {kind} product, got {len(inputs)}")
+    source = inputs[0]
+    tree = source.open()
+    props = dict((tree.attrs.get("stac_discovery") or {}).get("properties") or {})
+    ptype = props.get("product:type") or props.get("eopf:type")
+    if ptype not in types:
+        raise ProductError(f"{processor}: input {source.id} is {ptype!r}, expected {kind} "
+                           f"({', '.join(sorted(types))})")
+    return source, tree, props
 
 
 def stamp_attrs(attrs: Mapping[str, Any], target: OutputTarget) -> dict[str, Any]:

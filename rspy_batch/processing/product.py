@@ -87,6 +87,15 @@ def scaled(
     return out
 
 
+def has_node(tree: xr.DataTree, path: str) -> bool:
+    """True when ``path`` (a group or a variable) exists in ``tree``."""
+    try:
+        tree[path]
+    except KeyError:
+        return False
+    return True
+
+
 def _storage_chunks(var: xr.DataArray) -> tuple[int, ...] | None:
     """Storage chunks: explicit encoding first, then the Dask chunks (one chunk per block)."""
     if "chunks" in var.encoding:

@@ -53,7 +53,7 @@ import zarr
 import rspy_batch.cpm_units
 from rspy_batch.processing import eopf_env
 from rspy_batch.processing.base import OutputTarget, Processor, ProductInput, stamp_attrs
-from rspy_batch.processing.product import ProductError, open_product
+from rspy_batch.processing.product import ProductError, has_node, open_product
 from rspy_batch.redact import redact, register_secret
 from rspy_batch.s3 import split_location
 
@@ -368,22 +368,14 @@ class EopfCpmProcessor(Processor):
         return output_path
 
     def main_variables(self, tree: xr.DataTree) -> Mapping[str, str]:
-        return {"ndvi": "measurements/ndvi"} if _has(tree, "measurements/ndvi") else {}
+        return {"ndvi": "measurements/ndvi"} if has_node(tree, "measurements/ndvi") else {}
 
     def quicklook(self, tree: xr.DataTree) -> np.ndarray | None:
         """NDVI as grey levels (-1 -> 0, +1 -> 255, no data 0), <= 512 px a side."""
-        if not _has(tree, "measurements/ndvi"):
+        if not has_node(tree, "measurements/ndvi"):
             return None
         var = tree["measurements/ndvi"]
         step = max(1, math.ceil(max(var.shape) / QUICKLOOK_SIDE))
         values = np.asarray(var[::step, ::step].values, dtype=np.float64)
         grey = np.rint((np.clip(values, -1.0, 1.0) + 1.0) * 127.5)
         return np.where(np.isnan(values), 0, grey).astype(np.uint8)
-
-
-def _has(tree: xr.DataTree, path: str) -> bool:
-    try:
-        tree[path]
-    except KeyError:
-        return False
-    return True

@@ -50,7 +50,7 @@ import numpy as np
 import xarray as xr
 
 from rspy_batch.errors import ConfigError
-from rspy_batch.processing.base import Processor, ProductInput
+from rspy_batch.processing.base import Processor, ProductInput, open_single_input
 from rspy_batch.processing.product import ProductError, scaled
 
 GRD_TYPES = frozenset({"S01SIWGRD", "S01SEWGRD"})
@@ -267,16 +267,9 @@ class S1GrdProcessor(Processor):
                               f"(known: {', '.join(self.parameters)})")
         k = _positive_int("multilook", multilook)
         side = max(k, _positive_int("block", block) // k * k)
-        if len(inputs) != 1:
-            raise ProductError(f"{self.name} takes one S1 GRD product, got {len(inputs)}")
-        source = inputs[0]
-        tree = source.open()
-        stac = dict(tree.attrs.get("stac_discovery") or {})
-        props = dict(stac.get("properties") or {})
+        source, tree, props = open_single_input(self.name, inputs, GRD_TYPES, "S1 GRD")
         ptype = props.get("product:type") or props.get("eopf:type")
-        if ptype not in GRD_TYPES:
-            raise ProductError(f"{self.name}: input {source.id} is {ptype!r}, not a Sentinel-1 "
-                               f"GRD product ({', '.join(sorted(GRD_TYPES))})")
+        stac = dict(tree.attrs.get("stac_discovery") or {})
         pols = polarisations(tree)
         if not pols:
             raise ProductError(f"input {source.id}: no polarisation sub-product "

@@ -54,7 +54,7 @@ import numpy as np
 import xarray as xr
 
 from rspy_batch.processing.base import Processor, ProductInput
-from rspy_batch.processing.product import ProductError, scaled
+from rspy_batch.processing.product import ProductError, has_node, scaled
 
 L1C_TYPE = "S02MSIL1C"
 L2A_TYPE = "S02MSIL2A"
@@ -175,14 +175,6 @@ def baseline_offset(properties: Mapping[str, Any]) -> float | None:
     return OFFSET_PB04 if int(match.group(1)) >= 4 else 0.0
 
 
-def _has(tree: xr.DataTree, path: str) -> bool:
-    try:
-        tree[path]
-    except KeyError:
-        return False
-    return True
-
-
 def _storage_chunks(var: xr.DataArray) -> tuple[int, int]:
     chunks = var.encoding.get("chunks")
     if chunks:
@@ -204,7 +196,7 @@ def check_l1c(tree: xr.DataTree) -> dict[str, Any]:
     for res, bands in INPUT_BANDS.items():
         group = f"measurements/reflectance/r{res}m"
         for band in bands:
-            if not _has(tree, f"{group}/{band}"):
+            if not has_node(tree, f"{group}/{band}"):
                 raise ProductError(f"S2 L1C input lacks {group}/{band}")
         var = tree[f"{group}/{bands[0]}"]
         if var.dims != ("y", "x"):
@@ -384,7 +376,7 @@ class S2L1CProcessor(Processor):
         groups["/conditions/mask/l2a_classification/r60m"] = xr.Dataset({"scl": _scl(bands, 60)})
         groups["/quality/probability/r20m"] = xr.Dataset(
             {"cld": _cld(bands.at("b02", 20), scl20, bands.chunks[20])})
-        if _has(tree, "conditions/geometry"):
+        if has_node(tree, "conditions/geometry"):
             groups["/conditions/geometry"] = tree["conditions/geometry"].to_dataset()
 
         out = xr.DataTree.from_dict(groups)

@@ -38,7 +38,7 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
-from rspy_batch.processing.base import Processor, ProductInput
+from rspy_batch.processing.base import Processor, ProductInput, open_single_input
 from rspy_batch.processing.product import ProductError, scaled
 
 OLCI_L1_TYPES = frozenset({"S03OLCEFR", "S03OLCERR"})
@@ -182,16 +182,8 @@ class S3OlciProcessor(Processor):
     parameters: Mapping[str, Any] = {"bands": "all", "mask_flags": "invalid"}
 
     def run(self, inputs: Sequence[ProductInput], **params: Any) -> xr.DataTree:
-        if len(inputs) != 1:
-            raise ProductError(f"{self.name} takes one OLCI L1 product, got {len(inputs)}")
-        source = inputs[0]
-        tree = source.open()
+        source, tree, props = open_single_input(self.name, inputs, OLCI_L1_TYPES, "OLCI L1")
         stac = dict(tree.attrs.get("stac_discovery") or {})
-        props = dict(stac.get("properties") or {})
-        ptype = props.get("product:type") or props.get("eopf:type")
-        if ptype not in OLCI_L1_TYPES:
-            raise ProductError(f"{self.name}: input {source.id} is {ptype!r}, not an OLCI L1 "
-                               f"product ({', '.join(sorted(OLCI_L1_TYPES))})")
 
         meas = _node(tree, "measurements", source.id)
         available = {f"oa{m.group(1)}": str(v) for v in meas.data_vars
