@@ -11,6 +11,7 @@ STAC items are listed under ``rejected`` with their reason. Records pass through
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -74,6 +75,22 @@ def window_id(start: str, stop: str) -> str:
 
 def now() -> str:
     return layout.format_datetime(datetime.now(UTC))
+
+
+@contextmanager
+def recording(store: Store, record: RunRecord, counts: dict[str, int]) -> Iterator[RunRecord]:
+    """Write ``record`` (with ``counts``) when the block ends, however it ends: an exception
+    marks it failed with the redacted reason and propagates."""
+    try:
+        yield record
+    except Exception as exc:
+        record.error = redact(f"{type(exc).__name__}: {exc}")
+        record.status = FAILED
+        raise
+    finally:
+        record.counts = counts
+        record.finished = now()
+        write_record(store, record)
 
 
 def write_record(store: Store, record: RunRecord) -> None:

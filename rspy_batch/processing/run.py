@@ -25,7 +25,7 @@ import fsspec
 
 from rspy_batch.catalog import layout
 from rspy_batch.catalog.reader import read_json
-from rspy_batch.catalog.records import COMPLETE, FAILED, Rejection, RunRecord, now, write_record
+from rspy_batch.catalog.records import COMPLETE, FAILED, Rejection, RunRecord, now, recording
 from rspy_batch.catalog.storage import Store
 from rspy_batch.catalog.writer import CatalogWriter
 from rspy_batch.errors import RspyError
@@ -231,7 +231,7 @@ def process_window(processor: Processor, template: CollectionTemplate, start: da
                        started=now())
     counts = {"inputs": 0, "products": 0, "processed": 0, "already_processed": 0,
               "failed": 0, "not_staged": 0}
-    try:
+    with recording(store, record, counts):
         items = window_items(store, template.id, start, stop)
         if items is None:
             raise RspyError(f"{template.id} {record.start}..{record.stop} is not ingested yet")
@@ -279,14 +279,6 @@ def process_window(processor: Processor, template: CollectionTemplate, start: da
         if failed:
             record.error = (f"{counts['failed']} of {counts['products']} products failed, "
                             f"{counts['not_staged']} inputs not staged (see rejected)")
-    except Exception as exc:
-        record.error = redact(f"{type(exc).__name__}: {exc}")
-        record.status = FAILED
-        raise
-    finally:
-        record.counts = counts
-        record.finished = now()
-        write_record(store, record)
     log.info("process %s %s %s..%s: %s", processor.name, out, record.start[:10],
              record.stop[:10], counts)
     return record

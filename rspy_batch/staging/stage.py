@@ -27,7 +27,7 @@ from rspy_batch.catalog.records import (
     RunRecord,
     now,
     read_record,
-    write_record,
+    recording,
 )
 from rspy_batch.catalog.storage import Store
 from rspy_batch.catalog.writer import CatalogWriter
@@ -35,7 +35,6 @@ from rspy_batch.errors import EntityRejected, RspyError
 from rspy_batch.ingest import STAGE as INGEST
 from rspy_batch.ingest import station_for
 from rspy_batch.mapping.common import iso
-from rspy_batch.redact import redact
 from rspy_batch.staging import state
 from rspy_batch.staging.keys import DEFAULT_KEY_TEMPLATE, object_key
 from rspy_batch.staging.lta import wait_for_product
@@ -79,7 +78,7 @@ def stage_window(template: CollectionTemplate, start: datetime, stop: datetime, 
                        started=now())
     counts = {"items": 0, "files": 0, "staged": 0, "already_staged": 0, "failed": 0,
               "bytes": 0}
-    try:
+    with recording(store, record, counts):
         station = station_for(template, stations)
         client = client_for(station)
         writer = CatalogWriter(store)
@@ -149,14 +148,6 @@ def stage_window(template: CollectionTemplate, start: datetime, stop: datetime, 
         record.status = FAILED if counts["failed"] else COMPLETE
         if counts["failed"]:
             record.error = f"{counts['failed']} of {counts['files']} files failed (see rejected)"
-    except Exception as exc:
-        record.error = redact(f"{type(exc).__name__}: {exc}")
-        record.status = FAILED
-        raise
-    finally:
-        record.counts = counts
-        record.finished = now()
-        write_record(store, record)
     log.info("stage %s %s..%s: %s", template.id, record.start[:10], record.stop[:10], counts)
     return record
 
