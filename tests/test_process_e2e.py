@@ -12,6 +12,7 @@ from e2e import run_cli
 
 from rspy_batch.catalog import layout
 from rspy_batch.catalog.reader import iter_items, read_json
+from rspy_batch.catalog.records import iter_records
 from rspy_batch.catalog.storage import LocalStore
 from rspy_batch.catalog.validate import validate_catalog
 
@@ -171,3 +172,31 @@ def test_eopf_cpm_end_to_end(sim, tmp_path: Path) -> None:
         np.testing.assert_allclose(got, ndvi(staged_input(source)), atol=1e-6, equal_nan=True)
         assert out["properties"]["processing:software"] == {"rspy-batch/eopf-cpm": "2.8.1"}
         assert raw_out.attrs["stac_discovery"]["id"] == out["id"]
+
+
+def test_mixed_lta_collection_processes_only_its_own_inputs(sim, tmp_path: Path) -> None:
+    """The LTA's EOPF collection mixes missions: s2-l1c takes the S2 products and leaves
+    the S1 ones alone (not failed), and the window still counts as complete."""
+    catalog, staging = tmp_path / "catalog", tmp_path / "staging"
+    args = ("--collection", "lta-eopf-zarr", "--start", "2026-01-01", "--stop", "2026-01-26",
+            "--catalog", str(catalog), "--stations", str(sim.stations_file),
+            "--staging", str(staging))
+    result = run_cli("process", "--processor", "s2-l1c", *args)
+    assert result.returncode == 0, result.stderr[-4000:]
+    store = LocalStore(catalog)
+    inputs = list(iter_items(store, "lta-eopf-zarr"))
+    types = sorted(i["properties"]["product:type"] for i in inputs)
+    assert types == ["IW_GRDH_1S", "S2MSI1C"]
+    outputs = list(iter_items(store, "lta-eopf-zarr-s2-l1c"))
+    assert len(outputs) == 1
+    source = source_of(store, "lta-eopf-zarr-s2-l1c", outputs[0])
+    assert source["properties"]["product:type"] == "S2MSI1C"
+    records = list(iter_records(store, "process", "lta-eopf-zarr-s2-l1c"))
+    assert all(r.status == "complete" and not r.rejected for r in records)
+    assert sum(r.counts["other_inputs"] for r in records) == 1
+    again = run_cli("process", "--processor", "s2-l1c", *args)
+    assert again.returncode == 0, again.stderr[-3000:]
+    # every window is complete although its S1 input has no product: nothing runs again
+    assert "complete ones were encountered" in again.stderr
+    assert "ran successfully" not in again.stderr
+    assert list(iter_items(store, "lta-eopf-zarr-s2-l1c")) == outputs

@@ -74,6 +74,14 @@ class Processor(ABC):
     title: ClassVar[str] = ""
     #: default parameters; ``rspy-batch process --param k=v`` overrides them
     parameters: ClassVar[Mapping[str, Any]] = {}
+    #: the input items' ``product:type`` values this processor takes (empty: any); other
+    #: items of a mixed collection are left alone rather than failed
+    input_types: ClassVar[frozenset[str]] = frozenset()
+
+    def accepts(self, item: Mapping[str, Any]) -> bool:
+        """Whether ``item`` is an input of this processor at all."""
+        return not self.input_types or \
+            (item.get("properties") or {}).get("product:type") in self.input_types
 
     def group(self, items: Sequence[Mapping[str, Any]]) -> list[list[Mapping[str, Any]]]:
         """How input items form products: one product per item unless overridden."""

@@ -121,7 +121,10 @@ def window_processed(store: Store, processor: Processor, input_collection: str,
                      start: datetime, stop: datetime, settings: ProcessingSettings) -> bool:
     """True when every product of the window's staged inputs is in the output collection."""
     items = window_items(store, input_collection, start, stop)
-    if items is None or not all(state.is_staged(item) for item in items):
+    if items is None:
+        return False
+    items = [item for item in items if processor.accepts(item)]
+    if not all(state.is_staged(item) for item in items):
         return False
     out = settings.output_collection or output_collection_id(input_collection, processor)
     planned = plan_products(processor, items, output_collection=out,
@@ -229,15 +232,17 @@ def process_window(processor: Processor, template: CollectionTemplate, start: da
     out = settings.output_collection or output_collection_id(template.id, processor)
     record = RunRecord(stage=STAGE, collection=out, start=iso(start), stop=iso(stop),
                        started=now())
-    counts = {"inputs": 0, "products": 0, "processed": 0, "already_processed": 0,
-              "failed": 0, "not_staged": 0}
+    counts = {"inputs": 0, "other_inputs": 0, "products": 0, "processed": 0,
+              "already_processed": 0, "failed": 0, "not_staged": 0}
     with recording(store, record, counts):
         items = window_items(store, template.id, start, stop)
         if items is None:
             raise RspyError(f"{template.id} {record.start}..{record.stop} is not ingested yet")
         staged = []
         for item in items:
-            if state.is_staged(item):
+            if not processor.accepts(item):
+                counts["other_inputs"] += 1
+            elif state.is_staged(item):
                 staged.append(item)
             else:
                 counts["not_staged"] += 1

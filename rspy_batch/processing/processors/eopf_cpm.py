@@ -294,6 +294,8 @@ class EopfCpmProcessor(Processor):
 
     name = "eopf-cpm"
     version = CPM_VERSION
+    #: station product types (PRIP/LTA ``product:type``) of the inputs
+    input_types = frozenset({"S2MSI1C"})
     level = "L1C"
     product_type = "S02MSINDV"
     title = "EOPF CPM processing unit (default: NDVI of Sentinel-2 L1C TOA reflectance)"

@@ -253,6 +253,8 @@ class S1GrdProcessor(Processor):
 
     name = "s1-grd"
     version = "1.0.0"
+    #: station product types (PRIP/LTA ``product:type``) of the inputs
+    input_types = frozenset({"IW_GRDH_1S", "EW_GRDH_1S", "IW_GRDM_1S", "EW_GRDM_1S"})
     level = "L1-sigma0"
     product_type = OUTPUT_TYPE
     title = "Sentinel-1 GRD calibrated, thermal-noise-corrected, multilooked sigma0 " \

@@ -343,6 +343,8 @@ class S2L1CProcessor(Processor):
 
     name = "s2-l1c"
     version = "1.0.0"
+    #: station product types (PRIP/LTA ``product:type``) of the inputs
+    input_types = frozenset({"S2MSI1C"})
     level = "L2A-like"
     product_type = L2A_TYPE
     title = "Sentinel-2 L1C to L2A-like (TOA reflectance, indices, heuristic classes)"

@@ -175,6 +175,8 @@ class S3OlciProcessor(Processor):
 
     name = "s3-olci"
     version = "1.0.0"
+    #: station product types (PRIP/LTA ``product:type``) of the inputs
+    input_types = frozenset({"OL_1_EFR___", "OL_1_ERR___"})
     level = "L1-TOA-reflectance"
     product_type = OUTPUT_TYPE
     title = "Sentinel-3 OLCI top-of-atmosphere reflectance"
