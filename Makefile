@@ -4,7 +4,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test lint bench-ingest bench-stage bench-process eopf-env clean
+.PHONY: setup demo test lint bench-ingest bench-stage bench-process eopf-env clean \
+        system-deps node-check browser
 
 $(STAMP): requirements.txt requirements-dev.txt setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,10 +17,10 @@ $(STAMP): requirements.txt requirements-dev.txt setup.cfg pyproject.toml
 
 setup: $(STAMP)
 
-demo: $(STAMP)
+demo: $(STAMP) node-check
 	$(BIN)/rspy-batch demo
 
-test: $(STAMP)
+test: $(STAMP) system-deps node-check
 	$(BIN)/ruff check rspy_batch tasks tests bench
 	$(BIN)/pytest -q
 
@@ -38,6 +39,36 @@ bench-process: $(STAMP)
 # The separate EOPF CPM venv (built on first use anyway; this builds it ahead).
 eopf-env: $(STAMP)
 	$(BIN)/python -c "from rspy_batch.processing.eopf_env import ensure_eopf_env; print(ensure_eopf_env())"
+
+# Debian's chromium + chromedriver for the STAC Browser DOM tests (a fresh CI machine has
+# neither). apt-get only when one is missing; `apt-get update` only if the install fails.
+CHROMIUM_PKGS := chromium chromium-driver
+CHROMIUM      ?= /usr/bin/chromium
+CHROMEDRIVER  ?= /usr/bin/chromedriver
+system-deps:
+	@if [ -x $(CHROMIUM) ] && [ -x $(CHROMEDRIVER) ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then SUDO=; \
+	elif command -v sudo >/dev/null 2>&1; then SUDO=sudo; \
+	else echo "system-deps: $(CHROMIUM) or $(CHROMEDRIVER) is missing and this" \
+	  "is not root (no sudo either): run 'apt-get install -y --no-install-recommends" \
+	  "$(CHROMIUM_PKGS)' as root" >&2; exit 1; fi; \
+	APT="$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get"; \
+	echo "system-deps: installing $(CHROMIUM_PKGS)"; \
+	$$APT install -y -q --no-install-recommends $(CHROMIUM_PKGS) >/dev/null \
+	  || { $$APT update -q >/dev/null && \
+	       $$APT install -y -q --no-install-recommends $(CHROMIUM_PKGS) >/dev/null; }; \
+	[ -x $(CHROMIUM) ] && [ -x $(CHROMEDRIVER) ] \
+	  || { echo "system-deps: apt-get did not provide chromium and chromedriver" >&2; exit 1; }
+
+# STAC Browser is built with npm (Node.js 20): the tests build it, the demo serves it.
+node-check:
+	@npm --version >/dev/null 2>&1 || { echo "node-check: npm (Node.js 20) is needed to build" \
+	  "STAC Browser; install nodejs and npm (e.g. from nodejs.org or NodeSource)" >&2; exit 1; }
+
+# The STAC Browser build (cached under ~/.cache/rspy-batch, or $RSPY_BROWSER_CACHE; built
+# on first use anyway, in about 3-4 minutes; this builds it ahead).
+browser: $(STAMP) node-check
+	$(BIN)/python -c "from rspy_batch.browser import build_browser; print(build_browser(log=print))"
 
 clean:
 	rm -rf $(VENV) demo .pytest_cache

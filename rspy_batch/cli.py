@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -24,6 +25,8 @@ from rspy_batch.orchestration import run as orun
 from rspy_batch.redact import redact
 from rspy_batch.settings import (
     default_catalog,
+    default_publish,
+    default_publish_config,
     default_staging,
     default_stations,
     default_templates,
@@ -199,6 +202,154 @@ def process(collections: tuple[str, ...], start: str, stop: str, catalog: str, s
     _print_records(records)
     failed = sum(len(r.rejected) for r in records)
     sys.exit(orun.exit_code(status, failed))
+
+
+@main.command()
+@catalog_option
+@stations_option
+@staging_option
+@click.option("--to", default=default_publish, show_default="$RSPY_PUBLISH or ./public",
+              help="Destination: a directory or s3://bucket/prefix.")
+@click.option("--public-url", default=None, help="URL the destination is served at "
+              "[default: the config's; http://127.0.0.1:8000/ for a directory; the bucket's "
+              "URL for S3].")
+@click.option("--config", "config_path", default=default_publish_config,
+              help="Publish configuration (YAML) [default: $RSPY_PUBLISH_CONFIG].")
+@click.option("--collection", "collections", multiple=True,
+              help="Only this collection (repeatable) [default: all the config selects].")
+@click.option("--start", default=None, help="Only items from this ISO date/datetime.")
+@click.option("--stop", default=None, help="Only items before this ISO date/datetime.")
+@click.option("--browser/--no-browser", default=None,
+              help="Upload STAC Browser beside the catalog [default: the config's].")
+@click.option("--print-policy", is_flag=True, help="Print the S3 bucket policy for the "
+              "destination (public read of public collections, owner read of owner "
+              "prefixes) and exit.")
+@click.option("--owner", default=None, help="With --print-policy: this owner's statements.")
+def publish(catalog: str, stations: str, staging: str, to: str, public_url: str | None,
+            config_path: str | None, collections: tuple[str, ...], start: str | None,
+            stop: str | None, browser: bool | None, print_policy: bool,
+            owner: str | None) -> None:
+    """Publish processed collections (and the station collections the config chooses) as a
+    public static catalog that STAC Browser reads straight from the bucket or directory.
+
+    Exit codes: 0 published; 1 configuration error; 3 some items were not published (see
+    `rspy-batch status --stage publish --rejected`); 4 a collection failed.
+    """
+    import json
+
+    from rspy_batch.catalog.records import read_record
+    from rspy_batch.catalog.storage import S3Store
+    from rspy_batch.publish.bucket import bucket_policy
+    from rspy_batch.publish.config import load_config
+    from rspy_batch.publish.publication import make_publication, publish_catalog
+    from rspy_batch.publish.run import ALL_TIME, plan_targets
+
+    try:
+        config = load_config(config_path)
+        t0 = parse_when(start) if start else None
+        t1 = parse_when(stop) if stop else None
+        if print_policy:
+            pub = make_publication(catalog, to, config=config, public_url=public_url)
+            if not isinstance(pub.dest, S3Store):
+                raise RspyError("--print-policy needs an s3:// destination")
+            policy = bucket_policy(pub.dest.bucket, pub.dest.prefix,
+                                   plan_targets(pub.source, config), config, owner=owner)
+            click.echo(json.dumps(policy, indent=2))
+            return
+        err.print(f"Publishing {catalog} to {to}")
+        with _progress() as report:
+            outcome = publish_catalog(catalog, to, config=config, public_url=public_url,
+                                      staging=staging, stations=stations,
+                                      collections=list(collections) or None, start=t0,
+                                      stop=t1, browser=browser, progress=report)
+    except RspyError as exc:
+        _fail(exc)
+        return
+    store = open_store(catalog)
+    w0, w1 = iso(t0 or ALL_TIME[0]), iso(t1 or ALL_TIME[1])
+    records = [r for t in outcome.targets
+               if (r := read_record(store, "publish", t.collection_id, w0, w1))]
+    _print_records(records)
+    out.print(f"Published catalog: {outcome.root_url}")
+    if outcome.browser_url:
+        out.print(f"STAC Browser: {outcome.browser_url}")
+    rejected = sum(len(r.rejected) for r in records)
+    sys.exit(orun.TASK_FAILED if not outcome.ok else orun.REJECTED if rejected else orun.OK)
+
+
+@main.group()
+def browser() -> None:
+    """STAC Browser 4.0.1: build it (npm, cached) or write it into a directory."""
+
+
+@browser.command("build")
+@click.option("--out", "out_dir", default=None, type=click.Path(path_type=Path, file_okay=False),
+              help="Also write the built browser into this directory (index.html, config.js, "
+              "js/, css/), e.g. public/browser.")
+@click.option("--catalog-url", default=None,
+              help="With --out: the root catalog's URL for config.js; must equal the root's "
+              "self link [default: none, the browser asks for a catalog URL].")
+def browser_build(out_dir: Path | None, catalog_url: str | None) -> None:
+    """Build STAC Browser once (about 3-4 min the first time, then cached).
+
+    The build lives under ~/.cache/rspy-batch (or $RSPY_BROWSER_CACHE); `publish` with the
+    browser enabled installs it beside the catalog.
+    """
+    from rspy_batch.browser import build_browser, install_browser
+
+    if catalog_url and out_dir is None:
+        raise click.UsageError("--catalog-url needs --out")
+    try:
+        dist = build_browser(log=err.print)
+        out.print(f"STAC Browser build: {dist}")
+        if out_dir is not None:
+            written = install_browser(out_dir, catalog_url=catalog_url, prefix="",
+                                      dist=dist, log=err.print)
+            out.print(f"STAC Browser in {out_dir} ({len(written)} files written)")
+    except RspyError as exc:
+        _fail(exc)
+
+
+@main.command()
+@click.option("--dir", "directory", default=default_publish,
+              show_default="$RSPY_PUBLISH or ./public",
+              type=click.Path(path_type=Path, file_okay=False, exists=True),
+              help="Directory to serve: a published catalog, with its browser/.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (loopback unless you mean to share it).")
+@click.option("--mount", "mounts", multiple=True, metavar="/PREFIX=DIR",
+              help="Also serve DIR at /PREFIX/, e.g. /data=./staging for staged asset files "
+              "(repeatable).")
+def serve(directory: Path, port: int, host: str, mounts: tuple[str, ...]) -> None:
+    """Serve a published catalog and its STAC Browser over HTTP (CORS on, no listings)."""
+    from rspy_batch.browser.serve import parse_mount
+    from rspy_batch.browser.serve import serve as serve_directory
+
+    try:
+        mounted = dict(parse_mount(m) for m in mounts)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--mount") from None
+    try:
+        serve_directory(directory, host=host, port=port, mounts=mounted, say=err.print)
+    except OSError as exc:  # port taken, missing mount directory, ...
+        _fail(RspyError(f"cannot serve {directory} on {host}:{port}: {exc}"))
+
+
+@contextlib.contextmanager
+def _progress() -> Iterator[Callable[[str, int, int], None]]:
+    """A progress bar per collection on a terminal; quiet otherwise (cron, CI)."""
+    from rich.progress import Progress
+
+    with Progress(console=err, transient=True, disable=not err.is_terminal) as bar:
+        tasks: dict[str, object] = {}
+
+        def report(name: str, done: int, total: int) -> None:
+            if name not in tasks:
+                tasks[name] = bar.add_task(name, total=total)
+            bar.update(tasks[name], completed=done + 1, total=total)  # type: ignore[arg-type]
+
+        yield report
 
 
 def _parse_param(text: str) -> tuple[str, object]:

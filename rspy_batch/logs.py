@@ -24,6 +24,6 @@ def setup_logging(verbose: int = 0) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     # Luigi and HTTP libraries are chatty at INFO; keep them one level down.
-    for name in ("luigi", "luigi-interface", "urllib3", "botocore", "s3fs"):
+    for name in ("luigi", "luigi-interface", "urllib3", "botocore", "s3fs", "stac_geoparquet"):
         logging.getLogger(name).setLevel(max(level, logging.WARNING))
     install_log_redaction()

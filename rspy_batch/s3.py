@@ -30,8 +30,9 @@ def split_location(url: str | os.PathLike[str]) -> tuple[str, str]:
     raise ConfigError(f"unsupported URL scheme {scheme!r} in {text!r}: use a path or s3://")
 
 
-def s3_client() -> Any:
-    """A boto3 S3 client from the standard AWS chain (``AWS_ENDPOINT_URL`` honoured)."""
+def s3_client(*, signature_version: str | None = None) -> Any:
+    """A boto3 S3 client from the standard AWS chain (``AWS_ENDPOINT_URL`` honoured);
+    ``signature_version="s3v4"`` for presigned URLs (botocore may pick SigV2 for those)."""
     import boto3
     from botocore.config import Config
 
@@ -41,7 +42,7 @@ def s3_client() -> Any:
         "s3",
         endpoint_url=os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL"),
         config=Config(retries={"max_attempts": 8, "mode": "standard"},
-                      max_pool_connections=32),
+                      max_pool_connections=32, signature_version=signature_version),
     )
 
 

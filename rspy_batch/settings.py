@@ -7,6 +7,8 @@
 | templates | ``--templates``| ``RSPY_TEMPLATES``| the repository's ``catalog_templates/``  |
 | staging   | ``--staging`` | ``RSPY_STAGING``  | ``./staging`` (or ``s3://bucket/prefix``) |
 | secrets   |               | ``RSPY_SECRETS_FILE`` | ``~/.config/rspy-batch/secrets.env``  |
+| publish to | ``--to``     | ``RSPY_PUBLISH``  | ``./public`` (or ``s3://bucket/prefix``)  |
+| publish config | ``--config`` | ``RSPY_PUBLISH_CONFIG`` | none: built-in defaults        |
 
 S3 endpoint, region and credentials come from the standard AWS chain
 (``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``, ``~/.aws/...``).
@@ -31,3 +33,11 @@ def default_templates() -> str | None:
 
 def default_staging() -> str:
     return os.environ.get("RSPY_STAGING", "staging")
+
+
+def default_publish() -> str:
+    return os.environ.get("RSPY_PUBLISH", "public")
+
+
+def default_publish_config() -> str | None:
+    return os.environ.get("RSPY_PUBLISH_CONFIG")

@@ -32,45 +32,63 @@ class ValidationReport:
         return not self.errors
 
 
-def validate_catalog(store: Store, *, schemas: bool = True, workers: int = 8
-                     ) -> ValidationReport:
+def validate_catalog(store: Store, *, schemas: bool = True, workers: int = 8,
+                     roots: tuple[str, ...] | None = None) -> ValidationReport:
+    """Validate the trees below ``roots`` (default: the root catalog, plus the private
+    roots of a published catalog, ``<owner>/private/catalog.json``)."""
     report = ValidationReport()
-    root = _load(store, layout.ROOT, report)
-    if root is None:
-        report.errors.append(f"{store.href(layout.ROOT)}: no root catalog")
-        return report
+    if roots is None:
+        roots = (layout.ROOT, *sorted(k for k in store.list() if _is_private_root(k)))
     reached: Counter[str] = Counter()
-    visited = {layout.ROOT}
-    level: list[tuple[str, dict, str | None]] = [(layout.ROOT, root, None)]
+    for root_key in roots:
+        _validate_tree(store, root_key, report, reached, schemas=schemas, workers=workers)
+    report.errors += [f"{k}: linked {n} times" for k, n in sorted(reached.items()) if n > 1]
+    stored = {k for k in store.list() if k.endswith(".json")
+              and not k.startswith((layout.RECORDS_PREFIX, "_rspy/", "browser/"))}
+    report.orphans = sorted(stored - set(reached) - set(roots))
+    return report
+
+
+def _is_private_root(key: str) -> bool:
+    parts = key.split("/")
+    return len(parts) == 3 and parts[1:] == ["private", "catalog.json"]
+
+
+def _validate_tree(store: Store, root_key: str, report: ValidationReport,
+                   reached: Counter[str], *, schemas: bool, workers: int) -> None:
+    root = _load(store, root_key, report)
+    if root is None:
+        report.errors.append(f"{store.href(root_key)}: no root catalog")
+        return
+    visited = {root_key}
+    # (key, document, key of the document linking it, key of the nearest collection)
+    level: list[tuple[str, dict, str | None, str | None]] = [(root_key, root, None, None)]
     while level:
-        next_level: list[tuple[str, dict, str | None]] = []
-        children: list[tuple[str, str]] = []
-        for key, doc, parent in level:
+        next_level: list[tuple[str, dict, str | None, str | None]] = []
+        children: list[tuple[str, str, str | None]] = []
+        for key, doc, parent, collection in level:
             report.objects += 1
             if doc.get("type") == "Feature":
                 report.items += 1
-            _check_structure(key, doc, parent, report)
+            if doc.get("type") == "Collection":
+                collection = key
+            _check_structure(store, key, doc, parent, root_key, collection, report)
             if schemas:
                 report.errors += [f"{key}: {e}" for e in validate_dict(doc)]
             for link in doc.get("links", []):
                 if link["rel"] in ("child", "item"):
                     target = layout.resolve_href(key, link["href"])
                     reached[target] += 1
-                    children.append((target, key))
+                    children.append((target, key, collection))
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            docs = list(pool.map(lambda kp: _load(store, kp[0], report), children))
-        for (target, parent), doc in zip(children, docs, strict=True):
+            docs = list(pool.map(lambda c: _load(store, c[0], report), children))
+        for (target, parent, collection), doc in zip(children, docs, strict=True):
             if doc is None:
                 report.errors.append(f"{parent}: link to missing {target}")
             elif target not in visited:
                 visited.add(target)
-                next_level.append((target, doc, parent))
+                next_level.append((target, doc, parent, collection))
         level = next_level
-    report.errors += [f"{k}: linked {n} times" for k, n in sorted(reached.items()) if n > 1]
-    stored = {k for k in store.list() if k.endswith(".json")
-              and not k.startswith(layout.RECORDS_PREFIX)}
-    report.orphans = sorted(stored - set(reached) - {layout.ROOT})
-    return report
 
 
 def _load(store: Store, key: str, report: ValidationReport) -> dict | None:
@@ -88,20 +106,27 @@ def _load(store: Store, key: str, report: ValidationReport) -> dict | None:
     return doc
 
 
-def _check_structure(key: str, doc: dict, parent: str | None, report: ValidationReport) -> None:
+def _check_structure(store: Store, key: str, doc: dict, parent: str | None, root_key: str,
+                     collection: str | None, report: ValidationReport) -> None:
     def targets(rel: str) -> list[str]:
         return [layout.resolve_href(key, lk["href"]) for lk in doc.get("links", [])
                 if lk["rel"] == rel]
 
     roots = targets("root")
-    if roots != [layout.ROOT]:
-        report.errors.append(f"{key}: root link should point to {layout.ROOT}, got {roots}")
+    if roots != [root_key]:
+        report.errors.append(f"{key}: root link should point to {root_key}, got {roots}")
     if parent is not None and targets("parent") != [parent]:
         report.errors.append(f"{key}: parent link should point to {parent}, "
                              f"got {targets('parent')}")
     if doc.get("type") == "Feature":
-        expected = layout.collection_key(key.split("/")[0])
-        if targets("collection") != [expected] or doc.get("collection") != key.split("/")[0]:
-            report.errors.append(f"{key}: collection link/field should name {expected}")
+        collection_id = collection.rsplit("/", 2)[-2] if collection else None
+        if targets("collection") != [collection] or doc.get("collection") != collection_id:
+            report.errors.append(f"{key}: collection link/field should name {collection}")
         if not key.endswith(f"/{doc.get('id')}/{doc.get('id')}.json"):
             report.errors.append(f"{key}: item id {doc.get('id')!r} does not match its path")
+    for link in doc.get("links", []):
+        # Links other than the tree's must resolve too (derived_from to an input item):
+        # a reader following one must not land on a missing file.
+        if (link["rel"] == "derived_from" and "://" not in link["href"]
+                and not store.exists(layout.resolve_href(key, link["href"]))):
+            report.errors.append(f"{key}: derived_from link to missing {link['href']}")

@@ -102,7 +102,7 @@ class CatalogWriter:
             return {
                 "type": "Catalog", "stac_version": STAC_VERSION, "id": "rspy-batch",
                 "title": self.title, "description": self.description,
-                "links": [_link("root", "./catalog.json", self.title)],
+                "links": [make_link("root", "./catalog.json", self.title)],
             }
 
         self.update(layout.ROOT, change)
@@ -128,15 +128,15 @@ class CatalogWriter:
                 doc["extent"] = {"spatial": {"bbox": [list(GLOBAL_BBOX)]},
                                  "temporal": {"interval": [[None, None]]}}
                 doc["links"] = [
-                    _link("root", layout.relative_href(key, layout.ROOT), self.title),
-                    _link("parent", layout.relative_href(key, layout.ROOT), self.title),
+                    make_link("root", layout.relative_href(key, layout.ROOT), self.title),
+                    make_link("parent", layout.relative_href(key, layout.ROOT), self.title),
                 ] + [lk for lk in collection.get("links", []) if lk["rel"] not in STRUCTURAL_RELS]
                 return doc
             # Keep what items and later stages built up; take descriptive fields from
             # the template so that template edits reach the catalog.
             doc["extent"] = current["extent"]
             own = [lk for lk in collection.get("links", []) if lk["rel"] not in STRUCTURAL_RELS]
-            doc["links"] = _sorted_links(_dedupe_links(current.get("links", []) + own))
+            doc["links"] = sorted_links(_dedupe_links(current.get("links", []) + own))
             for k, v in current.items():
                 doc.setdefault(k, v)
             return doc
@@ -180,10 +180,10 @@ class CatalogWriter:
         doc["collection"] = collection_id
         own = [lk for lk in item.get("links", []) if lk["rel"] not in STRUCTURAL_RELS]
         doc["links"] = [
-            _link("root", layout.relative_href(key, layout.ROOT), self.title),
-            _link("parent", layout.relative_href(key, layout.day_key(collection_id, y, m, d)),
+            make_link("root", layout.relative_href(key, layout.ROOT), self.title),
+            make_link("parent", layout.relative_href(key, layout.day_key(collection_id, y, m, d)),
                   f"{collection_id} {y}-{m}-{d}"),
-            _link("collection", layout.relative_href(key, layout.collection_key(collection_id)),
+            make_link("collection", layout.relative_href(key, layout.collection_key(collection_id)),
                   collection_id),
             *own,
         ]
@@ -225,13 +225,13 @@ class CatalogWriter:
 
     def _ensure_day(self, cid: str, y: str, m: str, d: str, entries: list[tuple[str, Doc]]) -> None:
         key = layout.day_key(cid, y, m, d)
-        links = [_link("item", layout.relative_href(key, ikey), item["id"], GEOJSON)
+        links = [make_link("item", layout.relative_href(key, ikey), item["id"], GEOJSON)
                  for ikey, item in entries]
         self._ensure_links(cid, key, f"{y}-{m}-{d}", links)
 
     def _ensure_subcatalog(self, cid: str, key: str, label: str,
                            children: list[tuple[str, str]]) -> None:
-        links = [_link("child", layout.relative_href(key, ckey), f"{cid} {title}")
+        links = [make_link("child", layout.relative_href(key, ckey), f"{cid} {title}")
                  for ckey, title in children]
         self._ensure_links(cid, key, label, links)
 
@@ -244,36 +244,36 @@ class CatalogWriter:
                 "id": f"{cid}-{label}", "title": f"{cid} {label}",
                 "description": f"{cid} items dated {label}",
                 "links": [
-                    _link("root", layout.relative_href(key, layout.ROOT), self.title),
-                    _link("parent", layout.relative_href(key, parent_key),
+                    make_link("root", layout.relative_href(key, layout.ROOT), self.title),
+                    make_link("parent", layout.relative_href(key, parent_key),
                           _catalog_title(cid, parent_key)),
                 ],
             }
             have = {(lk["rel"], lk["href"]) for lk in doc["links"]}
             missing = [lk for lk in links if (lk["rel"], lk["href"]) not in have]
             if missing:
-                doc["links"] = _sorted_links(doc["links"] + missing)
+                doc["links"] = sorted_links(doc["links"] + missing)
             return doc
 
         self.update(key, change)
 
     def _ensure_child(self, parent_key: str, child_key: str, title: str) -> None:
-        link = _link("child", layout.relative_href(parent_key, child_key), title)
+        link = make_link("child", layout.relative_href(parent_key, child_key), title)
 
         def change(current: Doc | None) -> Doc | None:
             if current is None:
                 raise ConflictError(f"{parent_key} vanished while linking {child_key}")
             if any(lk["rel"] == "child" and lk["href"] == link["href"] for lk in current["links"]):
                 return current
-            current["links"] = _sorted_links(current["links"] + [link])
+            current["links"] = sorted_links(current["links"] + [link])
             return current
 
         self.update(parent_key, change)
 
     def _update_collection(self, cid: str, years: list[str], items: list[Doc]) -> None:
         key = layout.collection_key(cid)
-        links = [_link("child", layout.relative_href(key, layout.year_key(cid, y)), f"{cid} {y}")
-                 for y in years]
+        links = [make_link("child", layout.relative_href(key, layout.year_key(cid, y)),
+                           f"{cid} {y}") for y in years]
         bbox, interval = batch_extent(items)
 
         def change(current: Doc | None) -> Doc:
@@ -282,7 +282,7 @@ class CatalogWriter:
             have = {(lk["rel"], lk["href"]) for lk in current["links"]}
             missing = [lk for lk in links if (lk["rel"], lk["href"]) not in have]
             if missing:
-                current["links"] = _sorted_links(current["links"] + missing)
+                current["links"] = sorted_links(current["links"] + missing)
             current["extent"] = merge_extent(current["extent"], bbox, interval)
             return current
 
@@ -291,7 +291,7 @@ class CatalogWriter:
 
 # -- pure helpers --------------------------------------------------------------------
 
-def _link(rel: str, href: str, title: str | None, media_type: str = JSON) -> Doc:
+def make_link(rel: str, href: str, title: str | None, media_type: str = JSON) -> Doc:
     link: Doc = {"rel": rel, "href": href, "type": media_type}
     if title:
         link["title"] = title
@@ -301,7 +301,7 @@ def _link(rel: str, href: str, title: str | None, media_type: str = JSON) -> Doc
 _REL_ORDER = {"self": 0, "root": 1, "parent": 2, "collection": 3}
 
 
-def _sorted_links(links: list[Doc]) -> list[Doc]:
+def sorted_links(links: list[Doc]) -> list[Doc]:
     """Structural links first, then the rest by rel and href: stable bytes on every write."""
     return sorted(links, key=lambda lk: (_REL_ORDER.get(lk["rel"], 9), lk["rel"], lk["href"]))
 

@@ -228,6 +228,28 @@ class _SecretSource:
         return self._file_values
 
 
+def register_secrets_file(environ: Mapping[str, str] | None = None) -> None:
+    """Register every value of the secrets file, so that output is redacted of them (and
+    the publish leak guard refuses them) even when no station is loaded in this process."""
+    _SecretSource(os.environ if environ is None else environ)._from_file()
+
+
+def station_urls(path: str | os.PathLike[str]) -> list[str]:
+    """Service roots and token endpoints named in a stations file (no secrets resolved):
+    locations that must never appear in a published catalog. Empty when there is no file."""
+    try:
+        doc = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        return []
+    urls = []
+    for raw in (doc.get("stations") or {}).values() if isinstance(doc, dict) else []:
+        if isinstance(raw, dict):
+            urls.append(str(raw.get("url", "")))
+            if isinstance(raw.get("auth"), dict):
+                urls.append(str(raw["auth"].get("token_url", "")))
+    return [u for u in urls if u]
+
+
 def parse_dotenv(text: str) -> dict[str, str]:
     """``NAME=value`` lines; blank lines, ``#`` comments and ``export`` prefixes allowed."""
     values: dict[str, str] = {}

@@ -1,0 +1,530 @@
+"""Publish: the working catalog's chosen collections, made public, into a destination store.
+
+Per collection (one run record each, ``_rspy/runs/publish/<collection>/<window>.json`` in the
+working catalog), in the order a reader may follow links:
+
+1. items of the window, made public (:mod:`.documents`, :mod:`.assets`), checked by the
+   leak guard, their copies (thumbnails) written first, then the item, and only when its
+   published bytes would change (digest in the month manifest);
+2. the month manifests (compare-and-swap, merged with a concurrent publisher's);
+3. day, month and year catalogs regenerated from the manifests, linking exactly the
+   published items;
+4. the stac-geoparquet index of each month whose items changed;
+5. the collection (extent and summaries of the published items).
+
+Then the owner catalogs and the root, so a collection appears there only once it is whole.
+A crash anywhere leaves at worst unlinked files; a re-run rewrites what is missing and
+converges to the same bytes. Station collections are published before processed ones, so
+a ``derived_from`` link is written only to an input item that is already there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import mimetypes
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from rspy_batch.catalog import layout, reader
+from rspy_batch.catalog.jsonio import dumps
+from rspy_batch.catalog.records import RunRecord, now, recording
+from rspy_batch.catalog.storage import Store
+from rspy_batch.catalog.writer import CatalogWriter
+from rspy_batch.errors import RspyError
+from rspy_batch.mapping.common import iso
+from rspy_batch.publish import documents, paths
+from rspy_batch.publish.assets import Copy, plan_assets
+from rspy_batch.publish.config import RESERVED_NAMES, PublishConfig
+from rspy_batch.publish.guard import Needle, find_leaks
+from rspy_batch.publish.manifest import Month, known_prefixes, load_months, save_month
+
+log = logging.getLogger(__name__)
+
+STAGE = "publish"
+#: The record window of a publish over all time (no --start/--stop).
+ALL_TIME = (datetime(1970, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC))
+PRESIGN_MARK = "#presign="
+Doc = dict[str, Any]
+Progress = Callable[[str, int, int], None]
+
+
+class PublishError(RspyError):
+    """A collection could not be published; other collections go on."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """One collection to publish and where it goes."""
+
+    collection_id: str
+    owner: str
+    public: bool
+    processed: bool
+
+    @property
+    def prefix(self) -> str:
+        return paths.collection_prefix(self.owner, self.collection_id, self.public)
+
+    @property
+    def root_key(self) -> str:
+        return paths.root_key(self.owner, self.public)
+
+
+@dataclass
+class Publication:
+    """Everything one publish run needs; built by the CLI or a Luigi task."""
+
+    source: Store
+    dest: Store
+    public_url: str
+    config: PublishConfig
+    needles: list[Needle]
+    presigner: Callable[[str, int], str]
+    copier: Callable[[str], Iterator[tuple[str, bytes]]]
+    """``copier(url)`` yields ``(relative path, bytes)`` of a file ("" path) or a tree."""
+
+
+@dataclass
+class CollectionResult:
+    collection_id: str
+    record: RunRecord
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def plan_targets(source: Store, config: PublishConfig, only: list[str] | None = None
+                 ) -> list[Target]:
+    """The collections to publish, station collections first (see the module doc)."""
+    processed = processed_collections(source)
+    targets = []
+    for cid in reader.collection_ids(source):
+        if only and cid not in only:
+            continue
+        placement = config.placement(cid, processed=cid in processed)
+        if placement is None:
+            continue
+        if cid in RESERVED_NAMES:
+            raise PublishError(f"collection id {cid!r} is reserved in the published layout")
+        targets.append(Target(cid, placement.owner, placement.public, cid in processed))
+    if only:
+        missing = sorted(set(only) - {t.collection_id for t in targets})
+        if missing:
+            raise PublishError(f"not publishable (not in the catalog, or neither processed "
+                               f"nor chosen in the publish config): {', '.join(missing)}")
+    return sorted(targets, key=lambda t: (t.processed, t.collection_id))
+
+
+def processed_collections(source: Store) -> set[str]:
+    """Output collections of processing, known from their run records."""
+    prefix = f"{layout.RECORDS_PREFIX}/process"
+    return {key[len(prefix) + 1:].split("/", 1)[0] for key in source.list(prefix)}
+
+
+def publish(pub: Publication, targets: list[Target], *, start: datetime | None = None,
+            stop: datetime | None = None, progress: Progress | None = None
+            ) -> list[CollectionResult]:
+    """Publish ``targets`` over ``[start, stop)`` (all time when not given)."""
+    results = []
+    for target in targets:
+        results.append(_publish_one(pub, targets, target, start, stop, progress))
+    done = [r.collection_id for r in results if r.record.status == "complete"]
+    _link_parents(pub, [t for t in targets if t.collection_id in done])
+    return results
+
+
+def pending(pub: Publication, targets: list[Target], target: Target, *,
+            start: datetime | None = None, stop: datetime | None = None) -> int:
+    """How many items of ``target`` over ``[start, stop)`` a publish would write (plus one
+    when the collection is not linked yet): 0 means published and current."""
+    record = RunRecord(STAGE, target.collection_id, "", "")
+    return _CollectionRun(pub, targets, target, record, {}, None).pending(start, stop)
+
+
+def _publish_one(pub: Publication, targets: list[Target], target: Target,
+                 start: datetime | None, stop: datetime | None,
+                 progress: Progress | None) -> CollectionResult:
+    w0, w1 = (start or ALL_TIME[0]), (stop or ALL_TIME[1])
+    record = RunRecord(STAGE, target.collection_id, iso(w0), iso(w1), started=now())
+    counts = dict.fromkeys(("items", "published", "unchanged", "rejected", "hrefs_withheld",
+                            "files_copied"), 0)
+    result = CollectionResult(target.collection_id, record, counts)
+    try:
+        with recording(pub.source, record, counts):
+            _CollectionRun(pub, targets, target, record, counts, progress).run(start, stop)
+            record.status = "complete"
+    except Exception as exc:  # recorded (redacted) by `recording`; other collections go on
+        log.error("publishing %s failed: %s", target.collection_id, exc)
+    return result
+
+
+class _CollectionRun:
+    def __init__(self, pub: Publication, targets: list[Target], target: Target,
+                 record: RunRecord, counts: dict[str, int], progress: Progress | None) -> None:
+        self.pub, self.target, self.record, self.counts = pub, target, record, counts
+        self.progress = progress
+        self.writer = CatalogWriter(pub.dest)
+        self.prefix = target.prefix
+        self.cid = target.collection_id
+        self.root_title = pub.config.title if target.public else f"{target.owner} (private)"
+        self.processed = processed_collections(pub.source)
+
+    def run(self, start: datetime | None, stop: datetime | None) -> None:
+        source_collection = reader.read_json(self.pub.source, layout.collection_key(self.cid))
+        if source_collection is None:
+            raise PublishError(f"collection {self.cid} is not in the working catalog")
+        self._retire_other_copies()
+        months = load_months(self.pub.dest, self.prefix)
+        changed: dict[tuple[str, str], set[str]] = defaultdict(set)
+        window_months: set[tuple[str, str]] = set()
+        keys = list(reader.item_keys(self.pub.source, self.cid, start, stop))
+        self.counts["items"] = len(keys)
+        for n, (src_key, item) in enumerate(self._read_items(keys)):
+            if progress := self.progress:
+                progress(self.cid, n, len(keys))
+            if item is None:
+                continue
+            dt = layout.item_datetime(item)
+            if (start and dt < start) or (stop and dt >= stop):
+                self.counts["items"] -= 1
+                continue
+            y, m, _ = layout.day_parts(dt)
+            window_months.add((y, m))
+            month = months.setdefault((y, m), Month(y, m))
+            if self._publish_item(src_key, item, dt, month):
+                changed[(y, m)].add(item["id"])
+        for ym in sorted(window_months):
+            if changed[ym]:
+                months[ym] = save_month(self.writer, self.prefix, months[ym], changed[ym])
+        self._write_tree(months, window_months)
+        for ym in sorted(window_months):
+            self._write_index(months, ym)
+        self._write_collection(source_collection, months)
+
+    def pending(self, start: datetime | None, stop: datetime | None) -> int:
+        """Items of the window whose published form is missing or out of date, plus one
+        when the collection is not yet linked from its parent (nothing is written)."""
+        months = load_months(self.pub.dest, self.prefix)
+        keys = list(reader.item_keys(self.pub.source, self.cid, start, stop))
+        todo = 0
+        for src_key, item in self._read_items(keys):
+            if item is None:
+                continue
+            dt = layout.item_datetime(item)
+            if (start and dt < start) or (stop and dt >= stop):
+                continue
+            key = layout.item_key(self.prefix, item["id"], dt)
+            try:
+                doc, _ = self._item_doc(src_key, item, key, _placeholder_presigner)
+            except ValueError:
+                todo += 1
+                continue
+            y, m, _ = layout.day_parts(dt)
+            entry = months.get((y, m), Month(y, m)).items.get(item["id"])
+            if (not entry or entry["digest"] != hashlib.sha256(dumps(doc)).hexdigest()
+                    or _presign_due(entry)):
+                todo += 1
+        parent = paths.parent_key(self.target.owner, self.target.public)
+        linked = layout.collection_key(self.prefix) in _child_keys(self.pub.dest, parent)
+        return todo + (0 if linked else 1)
+
+    # -- items ---------------------------------------------------------------------
+
+    def _read_items(self, keys: list[str]) -> Iterator[tuple[str, Doc | None]]:
+        workers = max(1, self.pub.source.write_concurrency)
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            yield from zip(keys, pool.map(lambda k: reader.read_json(self.pub.source, k), keys),
+                           strict=True)
+
+    def _publish_item(self, src_key: str, item: Doc, dt: datetime, month: Month) -> bool:
+        """Write the item when its published form changed; True when the manifest did."""
+        key = layout.item_key(self.prefix, item["id"], dt)
+        try:
+            doc, plan = self._item_doc(src_key, item, key, _placeholder_presigner)
+        except ValueError as exc:
+            return self._reject(item["id"], str(exc))
+        digest = hashlib.sha256(dumps(doc)).hexdigest()
+        entry = month.items.get(item["id"])
+        self.counts["hrefs_withheld"] += len(plan.withheld)
+        if entry and entry["digest"] == digest and not _presign_due(entry):
+            self.counts["unchanged"] += 1
+            return False
+        if plan.presigned:
+            doc, plan = self._item_doc(src_key, item, key, self.pub.presigner)
+        data = dumps(doc)
+        leaks = find_leaks(data, self.pub.needles)
+        if leaks:
+            return self._reject(item["id"], "its published form would contain a "
+                                + " and a ".join(leaks) + "; not published")
+        try:
+            for copy in plan.copies:
+                self.counts["files_copied"] += self._copy(copy)
+        except (OSError, RspyError, ValueError) as exc:
+            return self._reject(item["id"], f"copying an asset failed: {exc}")
+        self.pub.dest.put(key, data)
+        self.counts["published"] += 1
+        month.items[item["id"]] = _entry(doc, key, self.prefix, digest, plan.presigned,
+                                         self.pub.config)
+        return True
+
+    def _item_doc(self, src_key: str, item: Doc, key: str, presigner: Callable[[str, int], str]
+                  ) -> tuple[Doc, Any]:
+        plan = plan_assets(item.get("assets", {}), item_key=key, rules=self.pub.config.assets,
+                           copy_thumbnails=self.pub.config.thumbnails == "copy",
+                           presigner=presigner)
+        doc = documents.public_item(
+            item, key=key, prefix=self.prefix, collection_id=self.cid,
+            owner=self.target.owner, root_key=self.target.root_key,
+            root_title=self.root_title, assets=plan.assets,
+            links=self._public_links(src_key, key, item.get("links", [])))
+        return doc, plan
+
+    def _public_links(self, src_key: str, key: str, links: list[Doc]) -> list[Doc]:
+        """The item's own links that may be public: ``derived_from`` to an input item that
+        is published where this item's readers can read it; absolute http(s) links other
+        than ``via`` (which names the station entity)."""
+        out = []
+        for link in links:
+            rel, href = link["rel"], link["href"]
+            if rel in ("root", "parent", "collection", "self", "via"):
+                continue
+            if "://" in href:
+                if urlsplit(href).scheme in ("http", "https"):
+                    out.append(link)
+                continue
+            if rel != "derived_from":
+                continue
+            target_key = self._published_input(layout.resolve_href(src_key, href))
+            if target_key is not None:
+                out.append({**link, "href": layout.relative_href(key, target_key)})
+        return out
+
+    def _published_input(self, source_key: str) -> str | None:
+        cid = source_key.split("/", 1)[0]
+        placement = self.pub.config.placement(cid, processed=cid in self.processed)
+        if placement is None:
+            return None
+        readable = placement.public or (not self.target.public
+                                        and placement.owner == self.target.owner)
+        if not readable:
+            return None
+        dest_key = paths.relocate(source_key, cid, paths.collection_prefix(
+            placement.owner, cid, placement.public))
+        return dest_key if self.pub.dest.exists(dest_key) else None
+
+    def _copy(self, copy: Copy) -> int:
+        n = 0
+        for rel, data in self.pub.copier(copy.source):
+            key = f"{copy.key}/{rel}" if rel else copy.key
+            kind = mimetypes.guess_type(key)[0] or "application/octet-stream"
+            self.pub.dest.put(key, data, content_type=kind)
+            n += 1
+        if n == 0:
+            raise PublishError(f"{copy.source}: nothing to copy")
+        return n
+
+    def _reject(self, item_id: str, reason: str) -> bool:
+        from rspy_batch.catalog.records import Rejection
+
+        self.record.rejected.append(Rejection(item_id, reason))
+        self.counts["rejected"] += 1
+        log.warning("not publishing %s/%s: %s", self.cid, item_id, reason)
+        return False
+
+    # -- the tree below the collection ---------------------------------------------
+
+    def _write_tree(self, months: dict[tuple[str, str], Month],
+                    window_months: set[tuple[str, str]]) -> None:
+        p, cid, root, rt = self.prefix, self.cid, self.target.root_key, self.root_title
+        years_touched = sorted({y for y, _ in window_months})
+        for (y, m) in sorted(window_months):
+            month = months[(y, m)]
+            days: dict[str, list[tuple[str, str]]] = defaultdict(list)
+            for item_id, entry in month.items.items():
+                days[entry["day"]].append((f"{p}/{entry['key']}", item_id))
+            for d, children in sorted(days.items()):
+                self._ensure(layout.day_key(p, y, m, d), documents.sub_catalog(
+                    key=layout.day_key(p, y, m, d), prefix=p, collection_id=cid,
+                    label=f"{y}-{m}-{d}", root_key=root, root_title=rt,
+                    parent_key=layout.month_key(p, y, m), parent_title=f"{cid} {y}-{m}",
+                    children=sorted(children), rel="item"))
+            if days:
+                self._ensure(layout.month_key(p, y, m), documents.sub_catalog(
+                    key=layout.month_key(p, y, m), prefix=p, collection_id=cid,
+                    label=f"{y}-{m}", root_key=root, root_title=rt,
+                    parent_key=layout.year_key(p, y), parent_title=f"{cid} {y}",
+                    children=[(layout.day_key(p, y, m, d), f"{cid} {y}-{m}-{d}")
+                              for d in sorted(days)]))
+        for y in years_touched:
+            ms = sorted(m for (yy, m), month in months.items() if yy == y and month.items)
+            if ms:
+                self._ensure(layout.year_key(p, y), documents.sub_catalog(
+                    key=layout.year_key(p, y), prefix=p, collection_id=cid, label=y,
+                    root_key=root, root_title=rt, parent_key=layout.collection_key(p),
+                    parent_title=cid,
+                    children=[(layout.month_key(p, y, m), f"{cid} {y}-{m}") for m in ms]))
+
+    def _write_index(self, months: dict[tuple[str, str], Month], ym: tuple[str, str]) -> None:
+        from rspy_batch.publish.index import write_month_index
+
+        month = months[ym]
+        digest = month.items_digest()
+        if month.index == digest:
+            return
+        keys = [f"{self.prefix}/{e['key']}" for _, e in sorted(month.items.items())]
+        docs = [d for d in (reader.read_json(self.pub.dest, k) for k in keys) if d is not None]
+        write_month_index(self.pub.dest, self.prefix, month.year, month.month, docs)
+        month.index = digest
+        months[ym] = save_month(self.writer, self.prefix, month)
+
+    def _write_collection(self, source: Doc, months: dict[tuple[str, str], Month]) -> None:
+        entries = [e for month in months.values() for e in month.items.values()]
+        populated = sorted((y, m) for (y, m), month in months.items() if month.items)
+        doc = documents.public_collection(
+            source, prefix=self.prefix, owner=self.target.owner,
+            root_key=self.target.root_key, root_title=self.root_title,
+            parent_key=paths.parent_key(self.target.owner, self.target.public),
+            parent_title=(self.target.owner if self.target.public
+                          else f"{self.target.owner} (private)"),
+            years=sorted({y for y, _ in populated}), entries=entries,
+            index_months=[f"{y}-{m}" for y, m in populated],
+            keep_link=lambda lk: urlsplit(lk["href"]).scheme in ("http", "https"))
+        leaks = find_leaks(dumps(doc), self.pub.needles)
+        if leaks:
+            raise PublishError(f"collection {self.cid} would contain a {' and a '.join(leaks)}"
+                               "; fix its template")
+        self._ensure(layout.collection_key(self.prefix), doc)
+
+    def _ensure(self, key: str, doc: Doc) -> None:
+        """Write ``doc`` unless the store holds these bytes already."""
+        data = dumps(doc)
+        blob = self.pub.dest.read(key)
+        if blob is None or blob.data != data:
+            self.pub.dest.put(key, data)
+
+    # -- a collection that moved (owner or visibility changed) -----------------------
+
+    def _retire_other_copies(self) -> None:
+        """Unlink and delete this collection's copies under another owner or visibility:
+        a collection made private must not stay readable where it was public."""
+        for prefix in sorted(known_prefixes(self.pub.dest)):
+            if prefix == self.prefix or prefix.rsplit("/", 1)[-1] != self.cid:
+                continue
+            parts = prefix.split("/")
+            parent = (paths.private_root_key(parts[0]) if len(parts) == 3
+                      else paths.owner_key(parts[0]))
+            _unlink_child(self.writer, parent, layout.collection_key(prefix))
+            for key in list(self.pub.dest.list(prefix)):
+                self.pub.dest.delete(key)
+            for key in list(self.pub.dest.list(paths.manifest_prefix(prefix))):
+                self.pub.dest.delete(key)
+            log.info("%s moved from %s to %s: old copy removed", self.cid, prefix, self.prefix)
+
+
+# -- owner catalogs and roots ------------------------------------------------------------
+
+def _link_parents(pub: Publication, targets: list[Target]) -> None:
+    """Link each published collection from its owner catalog (or private root), and each
+    owner catalog from the public root, keeping what earlier runs linked."""
+    writer = CatalogWriter(pub.dest)
+    by_parent: dict[tuple[str, bool], list[Target]] = defaultdict(list)
+    for t in targets:
+        by_parent[(t.owner, t.public)].append(t)
+    for (owner, public), ts in sorted(by_parent.items()):
+        key = paths.parent_key(owner, public)
+        root_key = paths.root_key(owner, public)
+        root_title = pub.config.title if public else f"{owner} (private)"
+        children = [(layout.collection_key(t.prefix), _collection_title(pub.dest, t))
+                    for t in ts]
+        _merge_catalog(writer, key, children, lambda kids, o=owner, p=public, k=key, r=root_key,
+                       rt=root_title: documents.owner_catalog(
+                           owner=o, key=k, root_key=r, root_title=rt, public=p, children=kids))
+    owners = sorted({t.owner for t in targets if t.public})
+    if owners or not pub.dest.exists(paths.ROOT):
+        _merge_catalog(writer, paths.ROOT, [(paths.owner_key(o), o) for o in owners],
+                       lambda kids: documents.root_catalog(
+                           title=pub.config.title, description=pub.config.description,
+                           public_url=pub.public_url, children=kids,
+                           hints=pub.config.stac_browser))
+
+
+def _merge_catalog(writer: CatalogWriter, key: str, children: list[tuple[str, str]],
+                   build: Callable[[list[tuple[str, str]]], Doc]) -> None:
+    def change(current: Doc | None) -> Doc:
+        kids = dict(children)
+        for link in (current or {}).get("links", []):
+            if link["rel"] == "child":
+                child = layout.resolve_href(key, link["href"])
+                kids.setdefault(child, link.get("title") or child)
+        return build(sorted(kids.items()))
+
+    writer.update(key, change)
+
+
+def _child_keys(store: Store, key: str) -> set[str]:
+    doc = reader.read_json(store, key) or {}
+    return {layout.resolve_href(key, lk["href"]) for lk in doc.get("links", [])
+            if lk["rel"] == "child"}
+
+
+def _unlink_child(writer: CatalogWriter, parent: str, child: str) -> None:
+    def change(current: Doc | None) -> Doc | None:
+        if current is None:
+            return None
+        links = [lk for lk in current["links"] if not (
+            lk["rel"] == "child" and layout.resolve_href(parent, lk["href"]) == child)]
+        return {**current, "links": links}
+
+    writer.update(parent, change)
+
+
+def _collection_title(store: Store, target: Target) -> str:
+    doc = reader.read_json(store, layout.collection_key(target.prefix)) or {}
+    return doc.get("title") or target.collection_id
+
+
+# -- pure helpers ----------------------------------------------------------------------
+
+def _placeholder_presigner(url: str, seconds: int) -> str:
+    """Stands in for a signature while deciding whether an item changed: presigned URLs
+    differ on every call, the item does not."""
+    return f"{url}{PRESIGN_MARK}{seconds}"
+
+
+def _presign_due(entry: dict[str, Any], at: datetime | None = None) -> bool:
+    """A presigned item is re-signed once half its URLs' lifetime has passed."""
+    if not entry.get("signed"):
+        return False
+    signed = layout.parse_datetime(entry["signed"])
+    return (at or datetime.now(UTC)) >= signed + timedelta(seconds=entry["expires"] / 2)
+
+
+def _entry(doc: Doc, key: str, prefix: str, digest: str, presigned: bool,
+           config: PublishConfig) -> dict[str, Any]:
+    props = doc["properties"]
+    start = props.get("start_datetime") or props.get("datetime")
+    end = props.get("end_datetime") or props.get("datetime") or start
+    entry: dict[str, Any] = {
+        "key": key[len(prefix) + 1:],
+        "digest": digest,
+        "day": key.split("/")[-3],
+        "bbox": doc.get("bbox"),
+        "interval": [layout.format_datetime(layout.parse_datetime(start)),
+                     layout.format_datetime(layout.parse_datetime(end))] if start else None,
+        "summary": documents.summary_values(props),
+    }
+    if presigned:
+        entry["signed"] = layout.format_datetime(datetime.now(UTC))
+        entry["expires"] = min(r.presign for r in config.assets if r.presign)
+    return entry
+
+
+def read_manifest_items(store: Store, prefix: str) -> dict[str, str]:
+    """Published item id -> key of one collection prefix (for tests and status)."""
+    return {item_id: f"{prefix}/{e['key']}" for m in load_months(store, prefix).values()
+            for item_id, e in m.items.items()}
+
