@@ -8,16 +8,20 @@ import sys
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 import luigi
 from rich.console import Console
 from rich.table import Table
 
+if TYPE_CHECKING:
+    from rspy_batch.browser.serve import StaticServer
+
 from rspy_batch import __version__
 from rspy_batch.catalog import layout
 from rspy_batch.catalog.records import RunRecord, iter_records, read_record, window_id
-from rspy_batch.catalog.storage import open_store
+from rspy_batch.catalog.storage import Store, open_store
 from rspy_batch.errors import RspyError
 from rspy_batch.logs import setup_logging
 from rspy_batch.mapping.common import iso
@@ -447,15 +451,25 @@ def collections(templates: str | None) -> None:
 
 @main.command()
 @click.option("--workdir", default="demo", show_default=True, type=click.Path(path_type=Path),
-              help="Where the demo writes its stations file, secrets and catalog.")
+              help="Where the demo writes its stations file, secrets, catalogs and files.")
 @click.option("--start", default="2026-01-01", show_default=True)
-@click.option("--stop", default="2026-02-01", show_default=True)
+@click.option("--stop", default="2026-01-15", show_default=True)
 @click.option("--scale", default="1.0", show_default=True, help="Simulator rate multiplier.")
 @click.option("--workers", default=2, show_default=True)
-def demo(workdir: Path, start: str, stop: str, scale: str, workers: int) -> None:
-    """Run the embedded default: station simulator → ingest → stage of every collection →
-    processing by each collection's default processors."""
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535),
+              help="Port of the local server (another free one when taken).")
+@click.option("--serve/--no-serve", default=True, show_default=True,
+              help="Serve the published catalog in STAC Browser until Ctrl-C.")
+def demo(workdir: Path, start: str, stop: str, scale: str, workers: int, port: int,
+         serve: bool) -> None:
+    """Run the embedded default: station simulator → ingest → stage → process (each
+    collection's default processors) → publish, then serve it in STAC Browser."""
+    from rspy_batch.browser import build_browser
+    from rspy_batch.browser.serve import serve_server
+    from rspy_batch.catalog.reader import collection_ids
     from rspy_batch.catalog.validate import validate_catalog
+    from rspy_batch.publish.config import load_config
+    from rspy_batch.publish.publication import publish_catalog
     from rspy_batch.simulator import SimConfig, Simulator
     from rspy_batch.simulator.config import parse_scale
     from tasks.process import ProcessWindow
@@ -466,17 +480,22 @@ def demo(workdir: Path, start: str, stop: str, scale: str, workers: int) -> None
     workdir.mkdir(parents=True, exist_ok=True)
     stations_file, secrets_file = workdir / "stations.yaml", workdir / "secrets.env"
     catalog, staging = str(workdir / "catalog"), str(workdir / "staging")
+    public = workdir / "public"
+    public.mkdir(exist_ok=True)
     overall, per_station = parse_scale(scale)
     config = SimConfig(seed=42, start=t0, stop=t1, scale=overall, station_scale=per_station,
                        order_delay=0.5)
+    try:  # the browser first: the one step that needs Node.js, and the slowest the first time
+        err.print("[bold]1/4[/bold] STAC Browser (built once with npm, then cached)")
+        build_browser(log=err.print)
+    except RspyError as exc:
+        _fail(exc)
     with Simulator(config) as sim:
         sim.write_stations_file(stations_file)
         sim.write_secrets_file(secrets_file)
         os.environ["RSPY_SECRETS_FILE"] = str(secrets_file)
         err.print(f"Station simulator on {sim.base_url} ({', '.join(sim.stations)})")
         templates = load_templates()
-        # Every window staged, and processed by the template's processors (which stage
-        # their inputs first).
         common = {"catalog": catalog, "stations": str(stations_file), "staging": staging}
         tasks: list[luigi.Task] = []
         for cid, tpl in sorted(templates.items()):
@@ -484,18 +503,109 @@ def demo(workdir: Path, start: str, stop: str, scale: str, workers: int) -> None
                 window = {"collection": cid, "start": iso(s), "stop": iso(e), **common}
                 tasks.append(StageWindow(**window))
                 tasks += [ProcessWindow(**window, processor=name) for name in tpl.processors]
-        status = orun.build(tasks, workers=workers)
+        err.print(f"[bold]2/4[/bold] ingest → stage → process, {start} to {stop}")
+        with _window_progress(open_store(catalog), tasks):
+            status = orun.build(tasks, workers=workers, quiet=True)
     store = open_store(catalog)
     records = list(iter_records(store))
     _print_records(records)
     report = validate_catalog(store)
-    out.print(f"\nCatalog: {catalog}/catalog.json: {report.items} items in {len(templates)} "
-              f"collections, {'valid' if report.ok else 'INVALID'}")
-    out.print(f"Staged files: {staging}")
-    out.print(f"Look at it: rspy-batch status --catalog {catalog}; "
-              f"rspy-batch validate --catalog {catalog}")
-    sys.exit(orun.exit_code(status, sum(len(r.rejected) for r in records)) or
-             (0 if report.ok else orun.TASK_FAILED))
+    out.print(f"Working catalog: {catalog}/catalog.json: {report.items} items in "
+              f"{len(collection_ids(store))} collections, "
+              f"{'valid' if report.ok else 'INVALID'}")
+
+    err.print("[bold]3/4[/bold] publish")
+    server = _bind(public, port, staging)
+    publish_yaml = workdir / "publish.yaml"
+    publish_yaml.write_text(demo_publish_config(server.url, staging))
+    with _progress() as progress:
+        outcome = publish_catalog(catalog, str(public), config=load_config(publish_yaml),
+                                  staging=staging, stations=str(stations_file), browser=True,
+                                  progress=progress)
+    published = [r.record for r in outcome.results]
+    _print_records(published)
+    public_report = validate_catalog(open_store(str(public)))
+    out.print(f"Published catalog: {public}/catalog.json ({public_report.items} items, "
+              f"{'valid' if public_report.ok else 'INVALID'}); configuration: {publish_yaml}")
+    rejected = sum(len(r.rejected) for r in records + published)
+    code = (orun.exit_code(status, rejected)
+            or (0 if report.ok and public_report.ok and outcome.ok else orun.TASK_FAILED))
+    if not serve:
+        server.server_close()
+        sys.exit(code)
+    err.print("[bold]4/4[/bold] serve")
+    out.print(f"\n[bold green]STAC Browser: {outcome.browser_url}[/bold green]  (Ctrl-C stops)")
+    serve_server(server)
+    sys.exit(code)
+
+
+def demo_publish_config(public_url: str, staging: str) -> str:
+    """The demo's publish configuration, written beside its catalog for users to edit."""
+    return f"""# rspy-batch publish configuration of the demo (see rspy_batch/publish/config.py)
+public_url: {public_url}
+title: rspy-batch demo catalog
+description: Simulated Copernicus station products and what rspy-batch made of them
+default_owner: processing
+collections:
+  "cadip-*": {{owner: ground-stations}}
+  "auxip-*": {{owner: ground-stations}}
+  "prip-*": {{owner: esa}}
+  "lta-*": {{owner: archive, public: false}}    # published, but not linked from the root
+owners:
+  archive: {{principal: "arn:aws:iam::111122223333:role/archive-read"}}
+assets:
+  - {{from: "{staging}", url: "{public_url}data/"}}   # `rspy-batch serve --mount /data=...`
+"""
+
+
+def _bind(directory: Path, port: int, staging: str) -> StaticServer:
+    """The demo's server, bound before publishing so the public URL is known: the given
+    port, or any free one when it is taken."""
+    from rspy_batch.browser import make_server
+
+    try:
+        return make_server(directory, port=port, mounts={"/data": Path(staging)})
+    except OSError:
+        return make_server(directory, port=0, mounts={"/data": Path(staging)})
+
+
+@contextlib.contextmanager
+def _window_progress(store: Store, tasks: list[luigi.Task]) -> Iterator[None]:
+    """A progress bar over every window task of the graph, driven by the run records the
+    tasks write (Luigi runs tasks in worker processes, so no in-process event would do)."""
+    import threading
+
+    from rich.progress import Progress
+
+    graph = _all_tasks(tasks)
+    total = len(graph)
+    stop = threading.Event()
+    with Progress(console=err, transient=True, disable=not err.is_terminal) as bar:
+        task_id = bar.add_task("windows", total=total)
+
+        def poll() -> None:
+            while not stop.wait(1.0):
+                done = sum(1 for _ in store.list(layout.RECORDS_PREFIX))
+                bar.update(task_id, completed=min(done, total))
+
+        thread = threading.Thread(target=poll, daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+
+
+def _all_tasks(tasks: list[luigi.Task]) -> set[luigi.Task]:
+    seen: set[luigi.Task] = set()
+    todo = list(tasks)
+    while todo:
+        task = todo.pop()
+        if task not in seen:
+            seen.add(task)
+            todo += luigi.task.flatten(task.requires())
+    return seen
 
 
 def _print_records(records: Iterable[RunRecord], console: Console = err,

@@ -81,3 +81,18 @@ def simulator(tmp_path: Path) -> Iterator[object]:
     finally:
         sim.stop()
         os.environ.pop("RSPY_SECRETS_FILE", None)
+
+
+@pytest.fixture(scope="session")
+def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """A working catalog made once by the real pipeline (see ``tests/pipeline.py``) for the
+    publish and browser tests; tests that change it work on a copy."""
+    from pipeline import build_pipeline
+
+    root = tmp_path_factory.mktemp("pipeline")
+    sim = make_simulator(root / "sim")
+    try:
+        yield build_pipeline(root, sim)
+    finally:
+        sim.stop()
+        os.environ.pop("RSPY_SECRETS_FILE", None)

@@ -9,7 +9,6 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
@@ -17,7 +16,7 @@ import pytest
 import requests
 from conftest import make_simulator
 from e2e import run_cli
-from pipeline import PROCESSED, RAW, SESSIONS, STATION, Pipeline, build_pipeline, publish_config
+from pipeline import PROCESSED, RAW, SESSIONS, STATION, Pipeline, publish_config
 
 from rspy_batch.catalog import layout
 from rspy_batch.catalog.jsonio import dumps, loads
@@ -34,17 +33,6 @@ from rspy_batch.stations.config import parse_dotenv
 
 PUBLIC_URL = "http://127.0.0.1:8000/"
 PLANTED_AWS_SECRET = "planted-aws-secret-Zq81xv0Lm3"
-
-
-@pytest.fixture(scope="module")
-def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
-    root = tmp_path_factory.mktemp("publish")
-    sim = make_simulator(root / "sim")
-    try:
-        yield build_pipeline(root, sim)
-    finally:
-        sim.stop()
-        os.environ.pop("RSPY_SECRETS_FILE", None)
 
 
 @pytest.fixture

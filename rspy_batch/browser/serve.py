@@ -68,7 +68,9 @@ CONTENT_TYPES: dict[str, str] = {
 }
 DEFAULT_TYPE = "application/octet-stream"
 #: names a store keeps for itself (LocalStore locks and temporary files)
-_PRIVATE = re.compile(r"^(\.rspy-locks|\.git|\.tmp-.*)$")
+# Bookkeeping, not for readers: locks, temporaries, publish manifests (the bucket policy
+# leaves _rspy/ out too).
+_PRIVATE = re.compile(r"^(\.rspy-locks|\.git|\.tmp-.*|_rspy)$")
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 
@@ -190,6 +192,11 @@ def serve(directory: Path | str, *, host: str = "127.0.0.1", port: int = 8000,
         if catalog_url and not _served_here(catalog_url, server):
             say(f"warning: browser/config.js reads the catalog from {catalog_url}, not from "
                 f"this server (publish with --public-url {server.url} to browse this copy)")
+    serve_server(server)
+
+
+def serve_server(server: StaticServer) -> None:
+    """Serve in this thread until Ctrl-C, then close."""
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -20,10 +20,13 @@ from luigi.execution_summary import LuigiStatusCode
 OK, CONFIG_ERROR, REJECTED, TASK_FAILED, SCHEDULING_FAILED, NOT_RUN = 0, 1, 3, 4, 5, 6
 
 
-def build(tasks: Sequence[luigi.Task], *, workers: int = 1, scheduler_url: str | None = None
-          ) -> LuigiStatusCode:
-    """Run ``tasks`` with Luigi's real scheduler: in-process, or ``luigid`` when given."""
+def build(tasks: Sequence[luigi.Task], *, workers: int = 1, scheduler_url: str | None = None,
+          quiet: bool = False) -> LuigiStatusCode:
+    """Run ``tasks`` with Luigi's real scheduler: in-process, or ``luigid`` when given.
+    ``quiet`` keeps Luigi's own log lines to warnings (the demo shows progress instead)."""
     kwargs: dict[str, object] = {"workers": workers, "detailed_summary": True}
+    if quiet:
+        kwargs["log_level"] = "WARNING"
     if scheduler_url:
         kwargs["scheduler_url"] = scheduler_url
     else:
