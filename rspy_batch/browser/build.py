@@ -28,8 +28,6 @@ which the browser shows a given document of the catalog.
 from __future__ import annotations
 
 import base64
-import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -38,15 +36,15 @@ import shutil
 import subprocess
 import tarfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
 from rspy_batch.browser.serve import content_type
+from rspy_batch.buildcache import locked, output_tail
 from rspy_batch.catalog.storage import LocalStore, Store
 from rspy_batch.errors import ConfigError, RspyError
-from rspy_batch.redact import redact
 
 PACKAGE = "@radiantearth/stac-browser"
 VERSION = "4.0.1"
@@ -111,7 +109,7 @@ def build_browser(*, cache_dir: Path | None = None,
     if _complete(dist):
         return dist
     final.parent.mkdir(parents=True, exist_ok=True)
-    with _locked(final.with_name(final.name + ".lock")):
+    with locked(final.with_name(final.name + ".lock")):
         if _complete(dist):  # another process built it while we waited
             return dist
         npm = shutil.which("npm")
@@ -175,7 +173,8 @@ def _packed_name(npm_pack_json: str) -> str:
     try:
         return str(json.loads(npm_pack_json)[0]["filename"])
     except (ValueError, LookupError, TypeError) as exc:
-        raise BrowserError("npm pack gave no file name:\n" + _tail(npm_pack_json)) from exc
+        raise BrowserError("npm pack gave no file name:\n"
+                           + output_tail(npm_pack_json, TAIL_LINES)) from exc
 
 
 def check_integrity(data: bytes, integrity: str) -> None:
@@ -223,23 +222,12 @@ def _run(argv: list[str], what: str, *, cwd: Path,
         hint = (" (is the npm registry reachable?)"
                 if what in ("npm pack", "npm ci") else "")
         raise BrowserError(f"STAC Browser build: {what} failed (rc {proc.returncode}){hint}:\n"
-                           + _tail(proc.stdout + "\n" + proc.stderr))
+                           + output_tail(proc.stdout + "\n" + proc.stderr, TAIL_LINES))
     return proc.stdout
 
 
-def _tail(text: str, lines: int = TAIL_LINES) -> str:
-    kept = [line for line in text.splitlines() if line.strip()]
-    return redact("\n".join(kept[-lines:]))
 
 
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    with open(path, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 # ---------------------------------------------------------------------------- config

@@ -22,18 +22,16 @@ subprocess boundary, built from the exact pins of ``requirements-eopf.txt``.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from rspy_batch.buildcache import locked, output_tail
 from rspy_batch.errors import ConfigError, RspyError
-from rspy_batch.redact import redact
 
 ENV_VENV = "RSPY_EOPF_VENV"
 ENV_REQUIREMENTS = "RSPY_EOPF_REQUIREMENTS"
@@ -121,20 +119,8 @@ def eopf_command(venv: Path) -> list[str]:
     return [str(venv / "bin" / "eopf")]
 
 
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def _tail(text: str, lines: int = 15) -> str:
-    kept = [line for line in text.splitlines() if line.strip()]
-    return redact("\n".join(kept[-lines:]))
 
 
 def _run(argv: Sequence[str], what: str, *, timeout: float = INSTALL_TIMEOUT) -> str:
@@ -148,7 +134,7 @@ def _run(argv: Sequence[str], what: str, *, timeout: float = INSTALL_TIMEOUT) ->
         raise ConfigError(f"eopf venv: {what} could not start: {exc}") from exc
     if proc.returncode != 0:
         raise ConfigError(f"eopf venv: {what} failed (rc {proc.returncode}):\n"
-                          f"{_tail(proc.stdout + proc.stderr)}")
+                          f"{output_tail(proc.stdout + proc.stderr)}")
     return proc.stdout
 
 
@@ -200,7 +186,7 @@ def ensure_eopf_env(path: Path | None = None) -> Path:
     stamp = env_hash(requirements.read_bytes(), version)
     if is_complete(venv, stamp):
         return venv
-    with _locked(venv.parent / f".{venv.name}.lock"):
+    with locked(venv.parent / f".{venv.name}.lock"):
         if not is_complete(venv, stamp):  # another process may have built it meanwhile
             _build(venv, requirements)
             (venv / STAMP_NAME).write_text(stamp + "\n")
@@ -224,5 +210,5 @@ def run_python(code: str, *, venv: Path | None = None, args: Sequence[str] = (),
             from exc
     if proc.returncode != 0:
         raise SnippetError(f"python snippet in {venv} failed (rc {proc.returncode}):\n"
-                           f"{_tail(proc.stderr or proc.stdout, 25)}")
+                           f"{output_tail(proc.stderr or proc.stdout, 25)}")
     return proc.stdout
