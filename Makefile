@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test lint bench-ingest bench-stage bench-process eopf-env clean \
+.PHONY: setup demo test lint bench-ingest bench-stage bench-process bench-publish eopf-env clean \
         system-deps node-check browser
 
 $(STAMP): requirements.txt requirements-dev.txt setup.cfg pyproject.toml
@@ -32,6 +32,9 @@ bench-ingest: $(STAMP)
 
 bench-stage: $(STAMP)
 	$(BIN)/python bench/stage.py
+
+bench-publish: $(STAMP)
+	$(BIN)/python bench/publish.py
 
 bench-process: $(STAMP)
 	$(BIN)/python bench/process.py
