@@ -45,3 +45,11 @@ def test_readme_python_example_runs(simulator, tmp_path: Path, capsys) -> None:
     assert len(products) == processed.counts["processed"]
     assert all(p.name.startswith("S02MSIL2A_") for p in products)
     assert "L2A-like" in printed
+    published = namespace["published"]
+    assert published.ok and published.root_url == "http://127.0.0.1:8000/catalog.json"
+    assert {r.collection_id for r in published.results} == {
+        "prip-s2b-msil1c", "prip-s2b-msil1c-s2-l1c"}
+    assert sorted(namespace["found"]) == sorted(
+        it["id"] for it in iter_items(open_store(str(work / "catalog")),
+                                      "prip-s2b-msil1c-s2-l1c"))
+    assert (work / "public" / "esa" / "prip-s2b-msil1c-s2-l1c" / "collection.json").is_file()
