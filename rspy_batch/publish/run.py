@@ -50,6 +50,7 @@ STAGE = "publish"
 #: The record window of a publish over all time (no --start/--stop).
 ALL_TIME = (datetime(1970, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC))
 PRESIGN_MARK = "#presign="
+DOC_CACHE_ITEMS = 100_000
 Doc = dict[str, Any]
 Progress = Callable[[str, int, int], None]
 
@@ -172,6 +173,9 @@ class _CollectionRun:
         self.cid = target.collection_id
         self.root_title = pub.config.title if target.public else f"{target.owner} (private)"
         self.processed = processed_collections(pub.source)
+        # Published documents of this run, so a month's index need not read them back;
+        # bounded, so a publish of millions of items stays within memory.
+        self._docs: dict[str, Doc] = {}
 
     def run(self, start: datetime | None, stop: datetime | None) -> None:
         source_collection = reader.read_json(self.pub.source, layout.collection_key(self.cid))
@@ -252,6 +256,8 @@ class _CollectionRun:
         self.counts["hrefs_withheld"] += len(plan.withheld)
         if entry and entry["digest"] == digest and not _presign_due(entry):
             self.counts["unchanged"] += 1
+            if not plan.presigned:  # else the stored copy has signatures, this one not
+                self._remember(key, doc)
             return False
         if plan.presigned:
             doc, plan = self._item_doc(src_key, item, key, self.pub.presigner)
@@ -266,10 +272,15 @@ class _CollectionRun:
         except (OSError, RspyError, ValueError) as exc:
             return self._reject(item["id"], f"copying an asset failed: {exc}")
         self.pub.dest.put(key, data)
+        self._remember(key, doc)
         self.counts["published"] += 1
         month.items[item["id"]] = _entry(doc, key, self.prefix, digest, plan.presigned,
                                          self.pub.config)
         return True
+
+    def _remember(self, key: str, doc: Doc) -> None:
+        if len(self._docs) < DOC_CACHE_ITEMS:
+            self._docs[key] = doc
 
     def _item_doc(self, src_key: str, item: Doc, key: str, presigner: Callable[[str, int], str]
                   ) -> tuple[Doc, Any]:
@@ -376,7 +387,8 @@ class _CollectionRun:
         if month.index == digest:
             return
         keys = [f"{self.prefix}/{e['key']}" for _, e in sorted(month.items.items())]
-        docs = [d for d in (reader.read_json(self.pub.dest, k) for k in keys) if d is not None]
+        docs = [d for d in (self._docs.get(k) or reader.read_json(self.pub.dest, k)
+                            for k in keys) if d is not None]
         write_month_index(self.pub.dest, self.prefix, month.year, month.month, docs)
         month.index = digest
         months[ym] = save_month(self.writer, self.prefix, month)
