@@ -388,8 +388,13 @@ def test_luigi_publish_task_is_complete_after_it_ran(work: Pipeline, tmp_path: P
     run = subprocess.run([sys.executable, "-m", "luigi", *args], capture_output=True,
                          text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
-    assert ":)" in run.stdout + run.stderr
+    failures = [line for line in run.stderr.splitlines() if "ERROR" in line or "Error" in line]
+    assert ":)" in run.stdout + run.stderr, "\n".join(failures[-20:]) or run.stderr[-3000:]
     assert validate_catalog(LocalStore(dest)).ok
+    # Inputs were published first, so every product links the item it was made from.
+    products = list(walk_items(LocalStore(dest), f"esa/{PROCESSED}/collection.json"))
+    assert products and all(any(lk["rel"] == "derived_from" for lk in it["links"])
+                            for _, it in products)
     from tasks.publish import PublishCollection
 
     task = PublishCollection(catalog=str(work.catalog), to=str(dest),

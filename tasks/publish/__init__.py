@@ -2,8 +2,9 @@
 
 :class:`PublishCollection` publishes one collection (over a window, or all of it) and is
 complete when every item of it is published in its current form and the collection is
-linked from its parent, read from the destination's manifests. :class:`Publish` is one
-such task per collection the publish configuration selects.
+linked from its parent, read from the destination's manifests; a processed collection
+requires the station collections, whose items its ``derived_from`` links point to.
+:class:`Publish` is one such task per collection the publish configuration selects.
 """
 
 from __future__ import annotations
@@ -55,6 +56,15 @@ class PublishCollection(PublishParameters, luigi.Task):
         if target is None:
             raise ValueError(f"{self.collection} is not selected by the publish config")
         return pub, targets, target
+
+    def requires(self) -> list[PublishCollection]:
+        # A processed collection's derived_from links are written only to input items
+        # already published, so the station collections go first (as in run.publish).
+        _pub, targets, target = self._targets()
+        if not target.processed:
+            return []
+        return [PublishCollection(**self.publish_params(), collection=t.collection_id)
+                for t in targets if not t.processed]
 
     def complete(self) -> bool:
         pub, targets, target = self._targets()
