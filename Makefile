@@ -22,7 +22,7 @@ demo: $(STAMP) node-check
 
 test: $(STAMP) system-deps node-check
 	$(BIN)/ruff check rspy_batch tasks tests bench
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=15
 
 lint: $(STAMP)
 	$(BIN)/ruff check rspy_batch tasks tests bench
