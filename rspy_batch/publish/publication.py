@@ -22,8 +22,14 @@ from rspy_batch.errors import ConfigError
 from rspy_batch.publish import bucket
 from rspy_batch.publish.config import PublishConfig, normalise_public_url
 from rspy_batch.publish.guard import Needle, private_needles
-from rspy_batch.publish.run import CollectionResult, Progress, Publication, Target, publish
-from rspy_batch.publish.run import plan_targets as plan_targets
+from rspy_batch.publish.run import (
+    CollectionResult,
+    Progress,
+    Publication,
+    Target,
+    plan_targets,
+    publish,
+)
 from rspy_batch.redact import register_secret
 from rspy_batch.s3 import s3_client, split_location
 from rspy_batch.stations.config import register_secrets_file, station_urls

@@ -185,17 +185,8 @@ class _CollectionRun:
         months = load_months(self.pub.dest, self.prefix)
         changed: dict[tuple[str, str], set[str]] = defaultdict(set)
         window_months: set[tuple[str, str]] = set()
-        keys = list(reader.item_keys(self.pub.source, self.cid, start, stop))
-        self.counts["items"] = len(keys)
-        for n, (src_key, item) in enumerate(self._read_items(keys)):
-            if progress := self.progress:
-                progress(self.cid, n, len(keys))
-            if item is None:
-                continue
-            dt = layout.item_datetime(item)
-            if (start and dt < start) or (stop and dt >= stop):
-                self.counts["items"] -= 1
-                continue
+        for src_key, item, dt in self._window_items(start, stop):
+            self.counts["items"] += 1
             y, m, _ = layout.day_parts(dt)
             window_months.add((y, m))
             month = months.setdefault((y, m), Month(y, m))
@@ -213,14 +204,8 @@ class _CollectionRun:
         """Items of the window whose published form is missing or out of date, plus one
         when the collection is not yet linked from its parent (nothing is written)."""
         months = load_months(self.pub.dest, self.prefix)
-        keys = list(reader.item_keys(self.pub.source, self.cid, start, stop))
         todo = 0
-        for src_key, item in self._read_items(keys):
-            if item is None:
-                continue
-            dt = layout.item_datetime(item)
-            if (start and dt < start) or (stop and dt >= stop):
-                continue
+        for src_key, item, dt in self._window_items(start, stop):
             key = layout.item_key(self.prefix, item["id"], dt)
             try:
                 doc, _ = self._item_doc(src_key, item, key, _placeholder_presigner)
@@ -229,8 +214,7 @@ class _CollectionRun:
                 continue
             y, m, _ = layout.day_parts(dt)
             entry = months.get((y, m), Month(y, m)).items.get(item["id"])
-            if (not entry or entry["digest"] != hashlib.sha256(dumps(doc)).hexdigest()
-                    or _presign_due(entry)):
+            if not _is_current(entry, hashlib.sha256(dumps(doc)).hexdigest()):
                 todo += 1
         parent = paths.parent_key(self.target.owner, self.target.public)
         linked = layout.collection_key(self.prefix) in _child_keys(self.pub.dest, parent)
@@ -238,11 +222,22 @@ class _CollectionRun:
 
     # -- items ---------------------------------------------------------------------
 
-    def _read_items(self, keys: list[str]) -> Iterator[tuple[str, Doc | None]]:
+    def _window_items(self, start: datetime | None, stop: datetime | None
+                      ) -> Iterator[tuple[str, Doc, datetime]]:
+        """(key, item, placing datetime) of the working items in ``[start, stop)``, read on
+        threads (S3 latency), reporting progress."""
+        keys = list(reader.item_keys(self.pub.source, self.cid, start, stop))
         workers = max(1, self.pub.source.write_concurrency)
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            yield from zip(keys, pool.map(lambda k: reader.read_json(self.pub.source, k), keys),
-                           strict=True)
+            docs = pool.map(lambda k: reader.read_json(self.pub.source, k), keys)
+            for n, (src_key, item) in enumerate(zip(keys, docs, strict=True)):
+                if self.progress:
+                    self.progress(self.cid, n, len(keys))
+                if item is None:
+                    continue
+                dt = layout.item_datetime(item)
+                if (start is None or dt >= start) and (stop is None or dt < stop):
+                    yield src_key, item, dt
 
     def _publish_item(self, src_key: str, item: Doc, dt: datetime, month: Month) -> bool:
         """Write the item when its published form changed; True when the manifest did."""
@@ -254,7 +249,7 @@ class _CollectionRun:
         digest = hashlib.sha256(dumps(doc)).hexdigest()
         entry = month.items.get(item["id"])
         self.counts["hrefs_withheld"] += len(plan.withheld)
-        if entry and entry["digest"] == digest and not _presign_due(entry):
+        if _is_current(entry, digest):
             self.counts["unchanged"] += 1
             if not plan.presigned:  # else the stored copy has signatures, this one not
                 self._remember(key, doc)
@@ -507,6 +502,11 @@ def _placeholder_presigner(url: str, seconds: int) -> str:
     return f"{url}{PRESIGN_MARK}{seconds}"
 
 
+def _is_current(entry: dict[str, Any] | None, digest: str) -> bool:
+    """Whether the published item recorded by ``entry`` is this digest and still fresh."""
+    return bool(entry) and entry["digest"] == digest and not _presign_due(entry)
+
+
 def _presign_due(entry: dict[str, Any], at: datetime | None = None) -> bool:
     """A presigned item is re-signed once half its URLs' lifetime has passed."""
     if not entry.get("signed"):
@@ -533,10 +533,4 @@ def _entry(doc: Doc, key: str, prefix: str, digest: str, presigned: bool,
         entry["signed"] = layout.format_datetime(datetime.now(UTC))
         entry["expires"] = min(r.presign for r in config.assets if r.presign)
     return entry
-
-
-def read_manifest_items(store: Store, prefix: str) -> dict[str, str]:
-    """Published item id -> key of one collection prefix (for tests and status)."""
-    return {item_id: f"{prefix}/{e['key']}" for m in load_months(store, prefix).values()
-            for item_id, e in m.items.items()}
 
