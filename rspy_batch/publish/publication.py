@@ -13,11 +13,10 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from rspy_batch.catalog.storage import S3Store, Store, open_store
+from rspy_batch.catalog.storage import LocalStore, S3Store, Store, open_store
 from rspy_batch.errors import ConfigError
 from rspy_batch.publish import bucket
 from rspy_batch.publish.config import PublishConfig, normalise_public_url
@@ -126,7 +125,7 @@ def needles_for(source: Store, dest: Store, config: PublishConfig, staging: str 
 
 
 def _location(store: Store) -> str:
-    return store.url if isinstance(store, S3Store) else str(Path(store.url[7:]))
+    return str(store.root) if isinstance(store, LocalStore) else store.url
 
 
 def presign(url: str, seconds: int) -> str:
