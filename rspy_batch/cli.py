@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from rspy_batch.browser.serve import StaticServer
 
 from rspy_batch import __version__
+from rspy_batch.campaign.cli import campaign as campaign_group
 from rspy_batch.catalog import layout
 from rspy_batch.catalog.records import RunRecord, iter_records, read_record, window_id
 from rspy_batch.catalog.storage import Store, open_store
@@ -72,6 +73,7 @@ def main(verbose: int) -> None:
 
 
 main.add_command(station_sim, name="station-sim")
+main.add_command(campaign_group, name="campaign")
 
 
 @main.command()

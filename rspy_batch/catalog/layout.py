@@ -71,6 +71,17 @@ def item_key(collection_id: str, item_id: str, dt: datetime) -> str:
     return f"{collection_id}/{y}/{m}/{d}/{item_id}/{item_id}.json"
 
 
+def item_day(key: str) -> datetime | None:
+    """The day an item key files its item under (see :func:`item_key`), or None."""
+    parts = key.split("/")
+    if len(parts) != 6:
+        return None
+    try:
+        return datetime(int(parts[1]), int(parts[2]), int(parts[3]), tzinfo=UTC)
+    except ValueError:
+        return None
+
+
 def record_key(stage: str, collection_id: str, window_id: str) -> str:
     return f"{RECORDS_PREFIX}/{stage}/{collection_id}/{window_id}.json"
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from rspy_batch.catalog import layout
@@ -102,6 +102,29 @@ def read_record(store: Store, stage: str, collection: str, start: str, stop: str
                 ) -> RunRecord | None:
     blob = store.read(layout.record_key(stage, collection, window_id(start, stop)))
     return RunRecord.from_dict(loads(blob.data)) if blob else None
+
+
+def items_span(record: RunRecord) -> tuple[datetime, datetime] | None:
+    """``[first day, day after the last)`` of the items a run wrote, from their keys.
+
+    A station window selects by publication date, and its items' own datetimes (sensing
+    or validity start) may lie days or months outside it; publishing "that window's
+    items" must therefore cover these days, not the window."""
+    days = [d for key in record.items if (d := layout.item_day(key)) is not None]
+    if not days:
+        return None
+    return min(days), max(days) + timedelta(days=1)
+
+
+def window_span(store: Store, stage: str, collection: str, start: str, stop: str
+                ) -> tuple[datetime, datetime]:
+    """The days holding the items the window's ``stage`` run wrote into ``collection``
+    (:func:`items_span`), or the window itself before that run."""
+    record = read_record(store, stage, collection, start, stop)
+    span = items_span(record) if record else None
+    if span is None:
+        return datetime.fromisoformat(start), datetime.fromisoformat(stop)
+    return span
 
 
 def is_complete(store: Store, stage: str, collection: str, start: str, stop: str) -> bool:

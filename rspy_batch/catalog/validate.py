@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from rspy_batch.catalog import layout
 from rspy_batch.catalog.jsonio import loads
 from rspy_batch.catalog.storage import Store
+from rspy_batch.catalog.versions import VERSION_RELS
 from rspy_batch.validation import validate_dict
 
 
@@ -125,8 +126,10 @@ def _check_structure(store: Store, key: str, doc: dict, parent: str | None, root
         if not key.endswith(f"/{doc.get('id')}/{doc.get('id')}.json"):
             report.errors.append(f"{key}: item id {doc.get('id')!r} does not match its path")
     for link in doc.get("links", []):
-        # Links other than the tree's must resolve too (derived_from to an input item):
-        # a reader following one must not land on a missing file.
-        if (link["rel"] == "derived_from" and "://" not in link["href"]
+        # Links other than the tree's must resolve too (derived_from to an input item,
+        # version links to a sibling collection): a reader following one must not land
+        # on a missing file.
+        if ((link["rel"] == "derived_from" or link["rel"] in VERSION_RELS)
+                and "://" not in link["href"]
                 and not store.exists(layout.resolve_href(key, link["href"]))):
-            report.errors.append(f"{key}: derived_from link to missing {link['href']}")
+            report.errors.append(f"{key}: {link['rel']} link to missing {link['href']}")

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import luigi
-from luigi.execution_summary import LuigiStatusCode
+from luigi.execution_summary import LuigiRunResult, LuigiStatusCode
 
 OK, CONFIG_ERROR, REJECTED, TASK_FAILED, SCHEDULING_FAILED, NOT_RUN = 0, 1, 3, 4, 5, 6
 
@@ -24,6 +24,13 @@ def build(tasks: Sequence[luigi.Task], *, workers: int = 1, scheduler_url: str |
           quiet: bool = False) -> LuigiStatusCode:
     """Run ``tasks`` with Luigi's real scheduler: in-process, or ``luigid`` when given.
     ``quiet`` keeps Luigi's own log lines to warnings (the demo shows progress instead)."""
+    return run_graph(tasks, workers=workers, scheduler_url=scheduler_url, quiet=quiet).status
+
+
+def run_graph(tasks: Sequence[luigi.Task], *, workers: int = 1,
+              scheduler_url: str | None = None, quiet: bool = False) -> LuigiRunResult:
+    """:func:`build`, returning Luigi's whole result (its summary categories decide a
+    campaign's exit code, see :mod:`rspy_batch.orchestration.retcodes`)."""
     kwargs: dict[str, object] = {"workers": workers, "detailed_summary": True}
     if quiet:
         kwargs["log_level"] = "WARNING"
@@ -31,8 +38,7 @@ def build(tasks: Sequence[luigi.Task], *, workers: int = 1, scheduler_url: str |
         kwargs["scheduler_url"] = scheduler_url
     else:
         kwargs["local_scheduler"] = True
-    result = luigi.build(list(tasks), **kwargs)
-    return result.status
+    return luigi.build(list(tasks), **kwargs)
 
 
 def exit_code(status: LuigiStatusCode, rejected: int = 0) -> int:

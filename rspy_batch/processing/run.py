@@ -27,8 +27,9 @@ from rspy_batch.catalog import layout
 from rspy_batch.catalog.reader import read_json
 from rspy_batch.catalog.records import COMPLETE, FAILED, Rejection, RunRecord, now, recording
 from rspy_batch.catalog.storage import Store
+from rspy_batch.catalog.versions import is_linked, link_versions, versioned_id
 from rspy_batch.catalog.writer import CatalogWriter
-from rspy_batch.errors import RspyError
+from rspy_batch.errors import ConfigError, RspyError
 from rspy_batch.mapping.common import iso
 from rspy_batch.processing import naming, stac
 from rspy_batch.processing.base import OutputTarget, Processor, ProductInput
@@ -72,10 +73,27 @@ class ProcessingSettings:
     shards: Mapping[str, int] | None = None
     scheduler: str | None = None               # Dask scheduler address; None = LocalCluster
     scratch: str | None = None                 # local directory for input copies
+    #: series base id: the output collection (``versioned_id(version_of, processor
+    #: version)``) is one version of it, carries ``version`` and is linked to the others
+    version_of: str | None = None
 
 
 def output_collection_id(input_collection: str, processor: Processor) -> str:
     return f"{input_collection}-{processor.name}"
+
+
+def _versioned_output(out: str, processor: Processor, settings: ProcessingSettings) -> None:
+    """A version series is found by its ids, so a versioned output under another id would
+    be silently left out of it: refuse that instead."""
+    if settings.version_of is None:
+        return
+    try:
+        expected = versioned_id(settings.version_of, processor.version)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    if out != expected:
+        raise ConfigError(f"output collection {out!r} of a version of {settings.version_of!r} "
+                          f"by {processor.name} {processor.version} must be {expected!r}")
 
 
 def _times(items: Sequence[Mapping[str, Any]]) -> tuple[datetime, datetime]:
@@ -129,7 +147,9 @@ def window_processed(store: Store, processor: Processor, input_collection: str,
     out = settings.output_collection or output_collection_id(input_collection, processor)
     planned = plan_products(processor, items, output_collection=out,
                             params={**processor.parameters, **settings.params})
-    return all(product_done(store, p, processor) for p in planned)
+    if not all(product_done(store, p, processor) for p in planned):
+        return False
+    return settings.version_of is None or is_linked(store, settings.version_of)
 
 
 def storage_options(url: str) -> dict[str, Any]:
@@ -230,6 +250,7 @@ def process_window(processor: Processor, template: CollectionTemplate, start: da
                    progress: Progress | None = None) -> RunRecord:
     """Process every product of one window of ``template``'s collection; record the run."""
     out = settings.output_collection or output_collection_id(template.id, processor)
+    _versioned_output(out, processor, settings)
     record = RunRecord(stage=STAGE, collection=out, start=iso(start), stop=iso(stop),
                        started=now())
     counts = {"inputs": 0, "other_inputs": 0, "products": 0, "processed": 0,
@@ -264,7 +285,8 @@ def process_window(processor: Processor, template: CollectionTemplate, start: da
                 collection_id=out, input_collection=template.collection_dict(),
                 processor_name=processor.name, processor_title=processor.title,
                 version=processor.version, level=processor.level,
-                product_type=processor.product_type))
+                product_type=processor.product_type,
+                versioned=settings.version_of is not None))
             with dask_client(settings.scheduler):
                 for done, product in enumerate(todo, 1):
                     try:
@@ -279,6 +301,10 @@ def process_window(processor: Processor, template: CollectionTemplate, start: da
                         log.warning("product %s failed: %s", product.product_id, reason)
                     if progress:
                         progress(done, len(todo))
+        if settings.version_of is not None:
+            # Also when nothing was to do: a crash after the products may have left the
+            # series unlinked, and linking an already linked series writes nothing.
+            link_versions(store, settings.version_of)
         failed = counts["failed"] + counts["not_staged"]
         record.status = FAILED if failed else COMPLETE
         if failed:

@@ -143,17 +143,22 @@ def is_derived_from(item: Mapping[str, Any], *, processor_name: str, version: st
 
 def output_collection(*, collection_id: str, input_collection: Mapping[str, Any],
                       processor_name: str, processor_title: str, version: str, level: str,
-                      product_type: str) -> dict[str, Any]:
-    """The STAC collection for one processor's outputs from one input collection."""
+                      product_type: str, versioned: bool = False) -> dict[str, Any]:
+    """The STAC collection for one processor's outputs from one input collection.
+
+    ``versioned``: the collection is one version of a series (a reprocessing campaign's
+    output), so it carries the version extension's ``version`` (the processor version).
+    """
     source = input_collection.get("title") or input_collection.get("id")
     summaries = dict(input_collection.get("summaries") or {})
     summaries.update({"processing:level": [level], "product:type": [product_type]})
-    return {
+    doc: dict[str, Any] = {
         "type": "Collection",
         "stac_version": "1.1.0",
-        "stac_extensions": [ext.PROCESSING, ext.PRODUCT],
+        "stac_extensions": [ext.PROCESSING, ext.PRODUCT, *([ext.VERSION] if versioned else [])],
         "id": collection_id,
-        "title": f"{processor_title or processor_name} from {source}",
+        "title": (f"{processor_title or processor_name} from {source}"
+                  + (f" (version {version})" if versioned else "")),
         "description": (f"Products of the rspy-batch processor {processor_name} {version} "
                         f"run on the items of collection {input_collection.get('id')}."),
         "license": input_collection.get("license", "other"),
@@ -166,3 +171,6 @@ def output_collection(*, collection_id: str, input_collection: Mapping[str, Any]
                    "temporal": {"interval": [[None, None]]}},
         "links": [],
     }
+    if versioned:
+        doc["version"] = version
+    return doc

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from rspy_batch.catalog import layout
+from rspy_batch.catalog.versions import VERSION_RELS
 from rspy_batch.catalog.writer import GEOJSON, STAC_VERSION, make_link, sorted_links
 from rspy_batch.publish import paths
 from rspy_batch.publish.assets import ALTERNATE_EXT, uses_alternates
@@ -88,10 +89,12 @@ def sub_catalog(*, key: str, prefix: str, collection_id: str, label: str, root_k
 def public_collection(source: Doc, *, prefix: str, owner: str, root_key: str, root_title: str,
                       parent_key: str, parent_title: str, years: Sequence[str],
                       entries: Iterable[Mapping[str, Any]], index_months: Sequence[str],
-                      keep_link: Any) -> Doc:
+                      keep_link: Any, links: Iterable[Doc] = ()) -> Doc:
     """The published collection: the working one's description, its owner, links to the
     published years, and extent and summaries of the published items (``entries`` are
-    manifest entries). ``keep_link(link) -> bool`` filters the template's own links."""
+    manifest entries). ``keep_link(link) -> bool`` filters the template's own links;
+    ``links`` are its version links already made public (relative, or dropped by the
+    caller), the working ones naming collections of the working catalog."""
     key = layout.collection_key(prefix)
     entries = list(entries)
     doc = {k: v for k, v in source.items() if k not in ("links", "assets")}
@@ -104,13 +107,14 @@ def public_collection(source: Doc, *, prefix: str, owner: str, root_key: str, ro
         doc["summaries"] = summaries
     own = [lk for lk in source.get("links", [])
            if lk["rel"] not in ("root", "parent", "child", "item", "self", "collection")
-           and keep_link(lk)]
+           and lk["rel"] not in VERSION_RELS and keep_link(lk)]
     doc["links"] = sorted_links([
         make_link("root", layout.relative_href(key, root_key), root_title),
         make_link("parent", layout.relative_href(key, parent_key), parent_title),
         *(make_link("child", layout.relative_href(key, layout.year_key(prefix, y)),
                     f"{source['id']} {y}") for y in years),
         *own,
+        *links,
     ])
     if index_months:
         # stac-geoparquet's convention: the item table as a collection asset.

@@ -10,7 +10,11 @@ working catalog), in the order a reader may follow links:
 3. day, month and year catalogs regenerated from the manifests, linking exactly the
    published items;
 4. the stac-geoparquet index of each month whose items changed;
-5. the collection (extent and summaries of the published items).
+5. the collection (extent and summaries of the published items), then the version links
+   of the collections of its version series (``latest-version``, ``predecessor-version``,
+   ``successor-version``), its own included, rewritten to where each sibling is published
+   and readable by the same readers, or dropped: whichever of two versions is published
+   last links both ways.
 
 Then the owner catalogs and the root, so a collection appears there only once it is whole.
 A crash anywhere leaves at worst unlinked files; a re-run rewrites what is missing and
@@ -35,12 +39,13 @@ from rspy_batch.catalog import layout, reader
 from rspy_batch.catalog.jsonio import dumps
 from rspy_batch.catalog.records import RunRecord, now, recording
 from rspy_batch.catalog.storage import Store
+from rspy_batch.catalog.versions import VERSION_RELS, with_version_links
 from rspy_batch.catalog.writer import CatalogWriter
 from rspy_batch.errors import RspyError
 from rspy_batch.mapping.common import iso
 from rspy_batch.publish import documents, paths
 from rspy_batch.publish.assets import Copy, plan_assets
-from rspy_batch.publish.config import RESERVED_NAMES, PublishConfig
+from rspy_batch.publish.config import RESERVED_NAMES, Placement, PublishConfig
 from rspy_batch.publish.guard import Needle, find_leaks
 from rspy_batch.publish.manifest import Month, known_prefixes, load_months, save_month
 
@@ -199,6 +204,7 @@ class _CollectionRun:
         for ym in sorted(window_months):
             self._write_index(months, ym)
         self._write_collection(source_collection, months)
+        self._relink_versions(source_collection)
 
     def pending(self, start: datetime | None, stop: datetime | None) -> int:
         """Items of the window whose published form is missing or out of date, plus one
@@ -310,17 +316,88 @@ class _CollectionRun:
         return out
 
     def _published_input(self, source_key: str) -> str | None:
+        return self._published_for(source_key, Placement(self.target.owner, self.target.public))
+
+    def _placement(self, cid: str) -> Placement | None:
+        return self.pub.config.placement(cid, processed=cid in self.processed)
+
+    def _published_for(self, source_key: str, reader_at: Placement) -> str | None:
+        """Where the working object ``source_key`` is published, when it is and the readers
+        of a collection placed at ``reader_at`` can read it there; else None."""
         cid = source_key.split("/", 1)[0]
-        placement = self.pub.config.placement(cid, processed=cid in self.processed)
+        placement = self._placement(cid)
         if placement is None:
             return None
-        readable = placement.public or (not self.target.public
-                                        and placement.owner == self.target.owner)
+        readable = placement.public or (not reader_at.public
+                                        and placement.owner == reader_at.owner)
         if not readable:
             return None
         dest_key = paths.relocate(source_key, cid, paths.collection_prefix(
             placement.owner, cid, placement.public))
         return dest_key if self.pub.dest.exists(dest_key) else None
+
+    # -- version series ----------------------------------------------------------------
+
+    def _version_links(self, cid: str, source: Doc, placement: Placement) -> list[Doc]:
+        """The version links of working collection ``cid`` made public for its copy at
+        ``placement``: each to the sibling's published collection, or dropped when that is
+        not published or not readable by the copy's readers."""
+        key = layout.collection_key(paths.collection_prefix(placement.owner, cid,
+                                                            placement.public))
+        out = []
+        for link in source.get("links", []):
+            sibling = _version_sibling(cid, link)
+            if sibling is None:
+                continue
+            # Its own copy is the one being written, so it counts as there.
+            target = key if sibling == cid else self._published_for(
+                layout.collection_key(sibling), placement)
+            if target is not None:
+                out.append({**link, "href": layout.relative_href(key, target)})
+        return out
+
+    def _version_family(self, source: Doc) -> dict[str, Doc]:
+        """This collection and every working collection its version links reach,
+        transitively (a new version changes the ``latest-version`` of all the others)."""
+        family = {self.cid: source}
+        todo = [self.cid]
+        while todo:
+            cid = todo.pop()
+            for link in family[cid].get("links", []):
+                sibling = _version_sibling(cid, link)
+                if sibling is None or sibling in family:
+                    continue
+                doc = reader.read_json(self.pub.source, layout.collection_key(sibling))
+                if doc is not None:
+                    family[sibling] = doc
+                    todo.append(sibling)
+        return family
+
+    def _relink_versions(self, source: Doc) -> None:
+        """Make the published collections of this collection's version series link what
+        is published now. Each is updated under compare-and-swap, and only when its links
+        change; its own copy too, in case a sibling's publish overwrote it meanwhile."""
+        if not any(_version_sibling(self.cid, link) for link in source.get("links", [])):
+            return  # not a version of anything: its copy was just written without such links
+        for cid, doc in sorted(self._version_family(source).items()):
+            placement = self._placement(cid)
+            if placement is None:
+                continue
+            key = layout.collection_key(paths.collection_prefix(placement.owner, cid,
+                                                                placement.public))
+            links = self._version_links(cid, doc, placement)
+
+            def change(current: Doc | None, links: list[Doc] = links) -> Doc | None:
+                if current is None:
+                    return None
+                new = with_version_links(current, links)
+                leaks = find_leaks(dumps(new), self.pub.needles) if new is not current else []
+                if leaks:
+                    raise PublishError(f"collection {current.get('id')} would contain a "
+                                       f"{' and a '.join(leaks)}; fix its version links")
+                return new
+
+            self.writer.update(key, change)
 
     def _copy(self, copy: Copy) -> int:
         n = 0
@@ -399,7 +476,9 @@ class _CollectionRun:
                           else f"{self.target.owner} (private)"),
             years=sorted({y for y, _ in populated}), entries=entries,
             index_months=[f"{y}-{m}" for y, m in populated],
-            keep_link=lambda lk: urlsplit(lk["href"]).scheme in ("http", "https"))
+            keep_link=lambda lk: urlsplit(lk["href"]).scheme in ("http", "https"),
+            links=self._version_links(self.cid, source, Placement(self.target.owner,
+                                                                  self.target.public)))
         leaks = find_leaks(dumps(doc), self.pub.needles)
         if leaks:
             raise PublishError(f"collection {self.cid} would contain a {' and a '.join(leaks)}"
@@ -495,6 +574,18 @@ def _collection_title(store: Store, target: Target) -> str:
 
 
 # -- pure helpers ----------------------------------------------------------------------
+
+def _version_sibling(cid: str, link: Doc) -> str | None:
+    """The collection id a version link of working collection ``cid`` names, or None
+    (another rel, an absolute href, or an href that is not a sibling collection file)."""
+    if link.get("rel") not in VERSION_RELS or "://" in link.get("href", ""):
+        return None
+    key = layout.resolve_href(layout.collection_key(cid), link["href"])
+    sibling = key.split("/", 1)[0]
+    if layout.unsafe_id_reason(sibling) or key != layout.collection_key(sibling):
+        return None
+    return sibling
+
 
 def _placeholder_presigner(url: str, seconds: int) -> str:
     """Stands in for a signature while deciding whether an item changed: presigned URLs

@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import luigi
 
-from rspy_batch.catalog.storage import open_store
+from rspy_batch.catalog.storage import Store, open_store
 from rspy_batch.ingest import STAGE, ingest_window
 from rspy_batch.mapping.common import iso
+from rspy_batch.orchestration.leases import window_lease
 from rspy_batch.orchestration.targets import RunRecordTarget
 from rspy_batch.stations.config import load_stations
 from rspy_batch.windows import split_windows
+from tasks.lease import Leased
 from tasks.params import CollectionWindow
 
 
-class IngestWindow(CollectionWindow, luigi.Task):
+class IngestWindow(Leased, CollectionWindow, luigi.Task):
     """Ingest one window of one collection."""
 
     writers = luigi.IntParameter(default=0, significant=False,
@@ -27,7 +29,11 @@ class IngestWindow(CollectionWindow, luigi.Task):
     def output(self) -> RunRecordTarget:
         return RunRecordTarget(self.catalog, STAGE, self.collection, self.start, self.stop)
 
-    def run(self) -> None:
+    def lease(self) -> tuple[Store, str]:
+        return open_store(self.catalog), window_lease(STAGE, self.collection, self.start,
+                                                      self.stop)
+
+    def work(self) -> None:
         ingest_window(self.template(), *self.window(), store=open_store(self.catalog),
                       stations=load_stations(self.stations), workers=self.writers or None,
                       progress=self._progress)

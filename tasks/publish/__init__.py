@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import luigi
 
+from rspy_batch.catalog.records import window_span
+from rspy_batch.catalog.storage import Store, open_store
+from rspy_batch.orchestration.leases import publish_lease
 from rspy_batch.publish.config import load_config
 from rspy_batch.publish.publication import make_publication
 from rspy_batch.publish.run import Publication, Target, pending, plan_targets, publish
 from rspy_batch.settings import default_catalog, default_staging, default_stations
 from rspy_batch.windows import parse_when
+from tasks.lease import Leased
 
 
 class PublishParameters:
@@ -44,8 +48,11 @@ class PublishParameters:
                 "stations": self.stations, "start": self.start, "stop": self.stop}
 
 
-class PublishCollection(PublishParameters, luigi.Task):
-    """Publish one collection of the working catalog."""
+class PublishCollection(Leased, PublishParameters, luigi.Task):
+    """Publish one collection of the working catalog.
+
+    The lease is per collection in the destination: two windows of one collection
+    regenerate the same month catalogs and index, so they take turns."""
 
     collection = luigi.Parameter()
 
@@ -70,7 +77,10 @@ class PublishCollection(PublishParameters, luigi.Task):
         pub, targets, target = self._targets()
         return pending(pub, targets, target, **self.window()) == 0
 
-    def run(self) -> None:
+    def lease(self) -> tuple[Store, str]:
+        return self.publication().dest, publish_lease(self.collection)
+
+    def work(self) -> None:
         pub, targets, target = self._targets()
         publish(pub, [target], **self.window(),
                 progress=lambda _cid, done, total: self.set_progress_percentage(
@@ -84,3 +94,49 @@ class Publish(PublishParameters, luigi.WrapperTask):
         pub = self.publication()
         return [PublishCollection(**self.publish_params(), collection=t.collection_id)
                 for t in plan_targets(pub.source, pub.config)]
+
+
+class PublishWindow(PublishCollection):
+    """One window of a collection, published once that window is staged (a station
+    collection) or processed (an output collection), so a failed window holds back only
+    its own publication (campaigns).
+
+    ``upstream`` holds the parameters of that window's
+    :class:`~tasks.stage.StageWindow`, or of its :class:`~tasks.process.ProcessWindow`
+    (then it has a ``processor``). A processed window also waits for its input window's
+    publication, because ``derived_from`` is only written to published inputs.
+    """
+
+    upstream = luigi.DictParameter(description="StageWindow or ProcessWindow parameters")
+
+    def requires(self) -> list[luigi.Task]:
+        from tasks.process import ProcessWindow
+        from tasks.stage import StageWindow
+
+        upstream = dict(self.upstream)
+        if "processor" not in upstream:
+            return [StageWindow(**upstream)]
+        tasks: list[luigi.Task] = [ProcessWindow(**upstream)]
+        # From the config, not the catalog: before its first run the input collection
+        # may not be in the catalog yet.
+        if load_config(self.publish_config).placement(upstream["collection"],
+                                                      processed=False):
+            stage = {k: v for k, v in upstream.items()
+                     if k in StageWindow.get_param_names(include_significant=True)}
+            tasks.append(PublishWindow(**self.publish_params(), lease_ttl=self.lease_ttl,
+                                       collection=upstream["collection"], upstream=stage))
+        return tasks
+
+    def window(self) -> dict:
+        # The days its items are filed under, which a station window (by publication
+        # date) does not bound.
+        stage = "process" if "processor" in self.upstream else "ingest"
+        start, stop = window_span(open_store(self.catalog), stage, self.collection,
+                                  self.start, self.stop)
+        return {"start": start, "stop": stop}
+
+    def complete(self) -> bool:
+        # Before its window ran, a window has nothing to publish; "complete" then would
+        # make Luigi prune the whole branch, so the upstream must be complete too.
+        return (all(t.complete() for t in luigi.task.flatten(self.requires()))
+                and super().complete())

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import luigi
 
-from rspy_batch.catalog.storage import open_store
+from rspy_batch.catalog.storage import Store, open_store
 from rspy_batch.mapping.common import iso
+from rspy_batch.orchestration.leases import window_lease
 from rspy_batch.settings import default_staging
 from rspy_batch.staging.sinks import open_sink
-from rspy_batch.staging.stage import stage_window, window_staged
+from rspy_batch.staging.stage import STAGE, stage_window, window_staged
 from rspy_batch.stations.config import load_stations
 from rspy_batch.windows import split_windows
 from tasks.ingest import IngestWindow
+from tasks.lease import Leased
 from tasks.params import CollectionWindow
 
 
@@ -27,7 +29,7 @@ class StagingParameters:
                                          description="seconds to wait for an LTA order")
 
 
-class StageWindow(StagingParameters, CollectionWindow, luigi.Task):
+class StageWindow(Leased, StagingParameters, CollectionWindow, luigi.Task):
     """Stage every unstaged asset of one window of one collection."""
 
     def requires(self) -> IngestWindow:
@@ -36,7 +38,11 @@ class StageWindow(StagingParameters, CollectionWindow, luigi.Task):
     def complete(self) -> bool:
         return window_staged(open_store(self.catalog), self.collection, *self.window())
 
-    def run(self) -> None:
+    def lease(self) -> tuple[Store, str]:
+        return open_store(self.catalog), window_lease(STAGE, self.collection, self.start,
+                                                      self.stop)
+
+    def work(self) -> None:
         stage_window(self.template(), *self.window(), store=open_store(self.catalog),
                      stations=load_stations(self.stations), sink=open_sink(self.staging),
                      workers=self.transfers, order_timeout=self.order_timeout,

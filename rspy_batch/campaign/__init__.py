@@ -1,0 +1,1 @@
+"""Reprocessing campaigns: a YAML file run as one bounded Luigi graph."""
