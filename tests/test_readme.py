@@ -53,3 +53,18 @@ def test_readme_python_example_runs(simulator, tmp_path: Path, capsys) -> None:
         it["id"] for it in iter_items(open_store(str(work / "catalog")),
                                       "prip-s2b-msil1c-s2-l1c"))
     assert (work / "public" / "esa" / "prip-s2b-msil1c-s2-l1c" / "collection.json").is_file()
+
+
+def test_readme_campaign_example_is_a_valid_campaign(tmp_path: Path) -> None:
+    import yaml
+
+    from rspy_batch.campaign.config import parse_campaign
+    from rspy_batch.campaign.plan import steps
+
+    section = README.read_text().split("## Campaigns", 1)[1]
+    (block,) = re.findall(r"```yaml\n(.*?)```", section.split("\n## ", 1)[0], re.S)
+    campaign = parse_campaign(yaml.safe_load(block), base=tmp_path, source="README.md")
+    assert campaign.processing[0].output == "prip-s2b-msil1c-l1c-v1.0.0"
+    assert campaign.options.scheduler_url == "http://luigid:8082"
+    assert {s.stage for s in steps(campaign, published=None)} == {
+        "ingest", "stage", "process", "publish"}
