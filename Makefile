@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test lint bench-ingest bench-stage bench-process bench-publish eopf-env clean \
+.PHONY: setup demo test lint bench-ingest bench-stage bench-process bench-publish bench-campaign eopf-env clean \
         system-deps node-check browser
 
 $(STAMP): requirements.txt requirements-dev.txt setup.cfg pyproject.toml
@@ -38,6 +38,9 @@ bench-publish: $(STAMP)
 
 bench-process: $(STAMP)
 	$(BIN)/python bench/process.py
+
+bench-campaign: $(STAMP)
+	$(BIN)/python bench/campaign.py
 
 # The separate EOPF CPM venv (built on first use anyway; this builds it ahead).
 eopf-env: $(STAMP)

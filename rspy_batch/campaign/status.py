@@ -20,7 +20,7 @@ from datetime import datetime
 from rspy_batch.campaign.config import Campaign
 from rspy_batch.campaign.plan import STAGES, Step, Window, as_datetimes
 from rspy_batch.catalog.lease import live_leases
-from rspy_batch.catalog.records import COMPLETE, RunRecord, read_record, window_span
+from rspy_batch.catalog.records import COMPLETE, RunRecord, read_record, window_scope
 from rspy_batch.catalog.storage import Store, open_store
 from rspy_batch.mapping.common import iso
 from rspy_batch.orchestration.leases import publish_lease, window_lease
@@ -75,17 +75,17 @@ def _status(campaign: Campaign, store: Store, step: Step, running: set[str],
 
 def step_record(store: Store, step: Step) -> RunRecord | None:
     """The step's last run record. A publish step's record is filed under the days its
-    items fall on (see :func:`~rspy_batch.catalog.records.window_span`)."""
+    items fall on (see :func:`~rspy_batch.catalog.records.window_scope`)."""
     w = step.window
     if step.stage != "publish":
         return read_record(store, step.stage, step.target, w.start, w.stop)
-    start, stop = _publish_span(store, step)
+    start, stop, _only = _publish_scope(store, step)
     return read_record(store, "publish", step.target, iso(start), iso(stop))
 
 
-def _publish_span(store: Store, step: Step) -> tuple[datetime, datetime]:
-    return window_span(store, "process" if step.processing else "ingest", step.target,
-                       step.window.start, step.window.stop)
+def _publish_scope(store: Store, step: Step) -> tuple[datetime, datetime, frozenset[str] | None]:
+    return window_scope(store, "process" if step.processing else "ingest", step.target,
+                        step.window.start, step.window.stop)
 
 
 def _done(campaign: Campaign, store: Store, step: Step, record: RunRecord | None,
@@ -111,8 +111,8 @@ def _done(campaign: Campaign, store: Store, step: Step, record: RunRecord | None
     upstream = Step("process" if proc else "stage", step.window, proc)
     if target is None or not _done(campaign, store, upstream, None, publication):
         return False
-    start, stop = _publish_span(store, step)
-    return pending(pub, targets, target, start=start, stop=stop) == 0
+    start, stop, only = _publish_scope(store, step)
+    return pending(pub, targets, target, start=start, stop=stop, only=only) == 0
 
 
 def failed_windows(statuses: Iterable[StepStatus]) -> list[Window]:

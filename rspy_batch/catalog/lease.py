@@ -268,7 +268,7 @@ def _acquire(store: Store, name: str, *, ttl: float, wait: float | None, poll: f
         blob = store.read(key)
         current = None if blob is None else _parse(blob.data)
         now = clock()
-        if current is None or not current.live(now):
+        if current is None or not current.live(now) or _holder_died_here(current):
             mine = LeaseInfo(name=name, owner=owner, acquired=_iso(now), expires=now + ttl,
                              released=False)
             version = _create(store, key, mine.to_bytes(), blob)
@@ -286,6 +286,22 @@ def _acquire(store: Store, name: str, *, ttl: float, wait: float | None, poll: f
         # Jitter keeps several waiters from polling (and racing) in lockstep.
         step = poll * random.uniform(0.75, 1.25)
         time.sleep(step if left is None else min(step, left))
+
+
+def _holder_died_here(info: LeaseInfo) -> bool:
+    """True when the holder ran on this host and its process is gone (a crashed or killed
+    run re-run on the same machine need not wait for the lease to expire)."""
+    host, _, rest = info.owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit() or int(pid_text) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # alive, someone else's: not ours to judge
+        return False
+    return False
 
 
 def _create(store: Store, key: str, data: bytes, old: Blob | None) -> str | None:

@@ -116,15 +116,17 @@ def items_span(record: RunRecord) -> tuple[datetime, datetime] | None:
     return min(days), max(days) + timedelta(days=1)
 
 
-def window_span(store: Store, stage: str, collection: str, start: str, stop: str
-                ) -> tuple[datetime, datetime]:
-    """The days holding the items the window's ``stage`` run wrote into ``collection``
-    (:func:`items_span`), or the window itself before that run."""
+def window_scope(store: Store, stage: str, collection: str, start: str, stop: str
+                 ) -> tuple[datetime, datetime, frozenset[str] | None]:
+    """What "the items of this window" are for a later stage: the days they are filed
+    under (:func:`items_span`) and their keys, from the window's ``stage`` run record;
+    before that run, the window itself and no key filter."""
     record = read_record(store, stage, collection, start, stop)
     span = items_span(record) if record else None
-    if span is None:
-        return datetime.fromisoformat(start), datetime.fromisoformat(stop)
-    return span
+    if record is None or span is None:
+        return datetime.fromisoformat(start), datetime.fromisoformat(stop), (
+            frozenset() if record is not None else None)
+    return span[0], span[1], frozenset(record.items)
 
 
 def is_complete(store: Store, stage: str, collection: str, start: str, stop: str) -> bool:

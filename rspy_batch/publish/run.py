@@ -37,12 +37,14 @@ from urllib.parse import urlsplit
 
 from rspy_batch.catalog import layout, reader
 from rspy_batch.catalog.jsonio import dumps
+from rspy_batch.catalog.lease import hold
 from rspy_batch.catalog.records import RunRecord, now, recording
 from rspy_batch.catalog.storage import Store
 from rspy_batch.catalog.versions import VERSION_RELS, with_version_links
 from rspy_batch.catalog.writer import CatalogWriter
 from rspy_batch.errors import RspyError
 from rspy_batch.mapping.common import iso
+from rspy_batch.orchestration.leases import publish_lease
 from rspy_batch.publish import documents, paths
 from rspy_batch.publish.assets import Copy, plan_assets
 from rspy_batch.publish.config import RESERVED_NAMES, Placement, PublishConfig
@@ -94,6 +96,8 @@ class Publication:
     presigner: Callable[[str, int], str]
     copier: Callable[[str], Iterator[tuple[str, bytes]]]
     """``copier(url)`` yields ``(relative path, bytes)`` of a file ("" path) or a tree."""
+    lease_ttl: float = 300.0
+    """Seconds a dead publisher keeps its collections' leases."""
 
 
 @dataclass
@@ -132,27 +136,30 @@ def processed_collections(source: Store) -> set[str]:
 
 
 def publish(pub: Publication, targets: list[Target], *, start: datetime | None = None,
-            stop: datetime | None = None, progress: Progress | None = None
-            ) -> list[CollectionResult]:
-    """Publish ``targets`` over ``[start, stop)`` (all time when not given)."""
+            stop: datetime | None = None, only: frozenset[str] | None = None,
+            progress: Progress | None = None) -> list[CollectionResult]:
+    """Publish ``targets`` over ``[start, stop)`` (all time when not given); with
+    ``only``, just those working item keys among them (one window's items)."""
     results = []
     for target in targets:
-        results.append(_publish_one(pub, targets, target, start, stop, progress))
+        results.append(_publish_one(pub, targets, target, start, stop, only, progress))
     done = [r.collection_id for r in results if r.record.status == "complete"]
     _link_parents(pub, [t for t in targets if t.collection_id in done])
     return results
 
 
 def pending(pub: Publication, targets: list[Target], target: Target, *,
-            start: datetime | None = None, stop: datetime | None = None) -> int:
-    """How many items of ``target`` over ``[start, stop)`` a publish would write (plus one
-    when the collection is not linked yet): 0 means published and current."""
+            start: datetime | None = None, stop: datetime | None = None,
+            only: frozenset[str] | None = None) -> int:
+    """How many items of ``target`` over ``[start, stop)`` (and in ``only``) a publish
+    would write (plus one when the collection is not linked yet): 0 means published and
+    current."""
     record = RunRecord(STAGE, target.collection_id, "", "")
-    return _CollectionRun(pub, targets, target, record, {}, None).pending(start, stop)
+    return _CollectionRun(pub, targets, target, record, {}, None, only).pending(start, stop)
 
 
 def _publish_one(pub: Publication, targets: list[Target], target: Target,
-                 start: datetime | None, stop: datetime | None,
+                 start: datetime | None, stop: datetime | None, only: frozenset[str] | None,
                  progress: Progress | None) -> CollectionResult:
     w0, w1 = (start or ALL_TIME[0]), (stop or ALL_TIME[1])
     record = RunRecord(STAGE, target.collection_id, iso(w0), iso(w1), started=now())
@@ -160,8 +167,14 @@ def _publish_one(pub: Publication, targets: list[Target], target: Target,
                             "files_copied"), 0)
     result = CollectionResult(target.collection_id, record, counts)
     try:
-        with recording(pub.source, record, counts):
-            _CollectionRun(pub, targets, target, record, counts, progress).run(start, stop)
+        # Two publishers of one collection regenerate the same sub-catalogs and index
+        # from the manifests; they take turns (the lease lives in the destination).
+        with hold(pub.dest, publish_lease(target.collection_id), ttl=pub.lease_ttl,
+                  on_wait=lambda info: log.warning("%s is held by %s; waiting", info.name,
+                                                   info.owner)), \
+                recording(pub.source, record, counts):
+            _CollectionRun(pub, targets, target, record, counts, progress, only).run(start,
+                                                                                     stop)
             record.status = "complete"
     except Exception as exc:  # recorded (redacted) by `recording`; other collections go on
         log.error("publishing %s failed: %s", target.collection_id, exc)
@@ -170,7 +183,9 @@ def _publish_one(pub: Publication, targets: list[Target], target: Target,
 
 class _CollectionRun:
     def __init__(self, pub: Publication, targets: list[Target], target: Target,
-                 record: RunRecord, counts: dict[str, int], progress: Progress | None) -> None:
+                 record: RunRecord, counts: dict[str, int], progress: Progress | None,
+                 only: frozenset[str] | None = None) -> None:
+        self.only = only
         self.pub, self.target, self.record, self.counts = pub, target, record, counts
         self.progress = progress
         self.writer = CatalogWriter(pub.dest)
@@ -232,7 +247,8 @@ class _CollectionRun:
                       ) -> Iterator[tuple[str, Doc, datetime]]:
         """(key, item, placing datetime) of the working items in ``[start, stop)``, read on
         threads (S3 latency), reporting progress."""
-        keys = list(reader.item_keys(self.pub.source, self.cid, start, stop))
+        keys = [k for k in reader.item_keys(self.pub.source, self.cid, start, stop)
+                if self.only is None or k in self.only]
         workers = max(1, self.pub.source.write_concurrency)
         with ThreadPoolExecutor(max_workers=workers) as pool:
             docs = pool.map(lambda k: reader.read_json(self.pub.source, k), keys)

@@ -9,17 +9,21 @@ requires the station collections, whose items its ``derived_from`` links point t
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+
 import luigi
 
-from rspy_batch.catalog.records import window_span
-from rspy_batch.catalog.storage import Store, open_store
-from rspy_batch.orchestration.leases import publish_lease
+from rspy_batch.catalog.records import window_scope
+from rspy_batch.catalog.storage import open_store
 from rspy_batch.publish.config import load_config
 from rspy_batch.publish.publication import make_publication
 from rspy_batch.publish.run import Publication, Target, pending, plan_targets, publish
 from rspy_batch.settings import default_catalog, default_staging, default_stations
 from rspy_batch.windows import parse_when
-from tasks.lease import Leased
+
+#: A campaign's graph asks for the same publish configuration thousands of times.
+_config = functools.lru_cache(maxsize=16)(load_config)
 
 
 class PublishParameters:
@@ -33,10 +37,14 @@ class PublishParameters:
     start = luigi.OptionalParameter(default=None, description="ISO datetime (default: all)")
     stop = luigi.OptionalParameter(default=None, description="ISO datetime, exclusive")
 
+    lease_ttl = luigi.FloatParameter(default=300.0, significant=False,
+                                     description="seconds a dead publisher keeps a lease")
+
     def publication(self) -> Publication:
-        return make_publication(self.catalog, self.to, config=load_config(self.publish_config),
-                                public_url=self.public_url, staging=self.staging,
-                                stations=self.stations)
+        pub = make_publication(self.catalog, self.to, config=_config(self.publish_config),
+                               public_url=self.public_url, staging=self.staging,
+                               stations=self.stations)
+        return dataclasses.replace(pub, lease_ttl=self.lease_ttl)
 
     def window(self) -> dict:
         return {"start": parse_when(self.start) if self.start else None,
@@ -48,11 +56,9 @@ class PublishParameters:
                 "stations": self.stations, "start": self.start, "stop": self.stop}
 
 
-class PublishCollection(Leased, PublishParameters, luigi.Task):
-    """Publish one collection of the working catalog.
-
-    The lease is per collection in the destination: two windows of one collection
-    regenerate the same month catalogs and index, so they take turns."""
+class PublishCollection(PublishParameters, luigi.Task):
+    """Publish one collection of the working catalog (the library holds the collection's
+    lease in the destination: two publishers of it take turns)."""
 
     collection = luigi.Parameter()
 
@@ -77,10 +83,7 @@ class PublishCollection(Leased, PublishParameters, luigi.Task):
         pub, targets, target = self._targets()
         return pending(pub, targets, target, **self.window()) == 0
 
-    def lease(self) -> tuple[Store, str]:
-        return self.publication().dest, publish_lease(self.collection)
-
-    def work(self) -> None:
+    def run(self) -> None:
         pub, targets, target = self._targets()
         publish(pub, [target], **self.window(),
                 progress=lambda _cid, done, total: self.set_progress_percentage(
@@ -119,7 +122,7 @@ class PublishWindow(PublishCollection):
         tasks: list[luigi.Task] = [ProcessWindow(**upstream)]
         # From the config, not the catalog: before its first run the input collection
         # may not be in the catalog yet.
-        if load_config(self.publish_config).placement(upstream["collection"],
+        if _config(self.publish_config).placement(upstream["collection"],
                                                       processed=False):
             stage = {k: v for k, v in upstream.items()
                      if k in StageWindow.get_param_names(include_significant=True)}
@@ -128,12 +131,12 @@ class PublishWindow(PublishCollection):
         return tasks
 
     def window(self) -> dict:
-        # The days its items are filed under, which a station window (by publication
-        # date) does not bound.
+        # The window's own items, on the days they are filed under (a station window
+        # selects by publication date, which does not bound the items' datetimes).
         stage = "process" if "processor" in self.upstream else "ingest"
-        start, stop = window_span(open_store(self.catalog), stage, self.collection,
-                                  self.start, self.stop)
-        return {"start": start, "stop": stop}
+        start, stop, only = window_scope(open_store(self.catalog), stage, self.collection,
+                                         self.start, self.stop)
+        return {"start": start, "stop": stop, "only": only}
 
     def complete(self) -> bool:
         # Before its window ran, a window has nothing to publish; "complete" then would
