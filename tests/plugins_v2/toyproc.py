@@ -1,55 +1,19 @@
 """Version 0.2.0 of the test processor ``tests/plugins/toyproc.py`` (same algorithm): putting
 ``tests/plugins_v2`` on the path instead models the processor team upgrading the package
-(``tests/test_versions.py``)."""
+(``tests/test_versions.py``, ``tests/test_campaign.py``)."""
 
 from __future__ import annotations
 
-import os
-from typing import Any
+import importlib.util
+from pathlib import Path
 
-import dask.array as da
-import numpy as np
-import xarray as xr
+# Both versions are a module named ``toyproc``, so 0.1.0 is loaded from its file.
+_SPEC = importlib.util.spec_from_file_location(
+    "toyproc_0_1_0", Path(__file__).resolve().parent.parent / "plugins" / "toyproc.py")
+assert _SPEC is not None and _SPEC.loader is not None
+_V1 = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(_V1)
 
-from rspy_batch.processing.base import Processor, ProductInput
 
-
-class ToyBytes(Processor):
-    name = "toy-bytes"
+class ToyBytes(_V1.ToyBytes):
     version = "0.2.0"
-    level = "L-toy"
-    product_type = "TOYBYTES_"
-    title = "Byte histogram"
-    parameters = {"fail_on": ""}
-
-    def run(self, inputs: list[ProductInput], fail_on: str = "", **params: Any) -> xr.DataTree:
-        item = inputs[0].item
-        # The environment variable fails products without changing their parameters (and
-        # so their ids): a test can fail a window, then retry the very same products.
-        fail_on = fail_on or os.environ.get("TOYPROC_FAIL_ON", "")
-        if fail_on and fail_on in item["id"]:
-            raise ValueError(f"toy failure for {item['id']}")
-        data = np.concatenate([np.fromfile(p, dtype="u1") for _, p in sorted(
-            inputs[0].files.items())])
-        lazy = da.from_array(data, chunks=max(1, len(data) // 3 + 1))
-        hist = xr.DataArray(da.bincount(lazy, minlength=256).astype("u4"), dims=["value"])
-        from distributed import get_client
-
-        tree = xr.DataTree.from_dict({
-            "/measurements": xr.Dataset({"histogram": hist,
-                                         "bytes": xr.DataArray(lazy, dims=["offset"])}),
-        })
-        tree.attrs["stac_discovery"] = {
-            "type": "Feature", "geometry": item.get("geometry"), "bbox": item.get("bbox"),
-            "properties": {k: v for k, v in item["properties"].items()
-                           if k in ("datetime", "start_datetime", "end_datetime", "platform")},
-        }
-        tree.attrs["other_metadata"] = {"scheduler": get_client().scheduler.address}
-        return tree
-
-    def main_variables(self, tree: xr.DataTree) -> dict[str, str]:
-        return {"histogram": "measurements/histogram"}
-
-    def quicklook(self, tree: xr.DataTree) -> np.ndarray:
-        hist = tree["measurements/histogram"].values.astype("f8")
-        return (255 * hist / max(hist.max(), 1)).astype("u1").reshape(16, 16)
