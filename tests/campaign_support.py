@@ -24,6 +24,7 @@ PLUGINS_V2 = Path(__file__).parent / "plugins_v2"
 INPUT = "auxip-s1a-aux-resorb"
 STATION_ONLY = "auxip-s2b-aux-ecmwfd"
 START, STOP = "2026-01-05", "2026-01-19"      # two weekly windows
+ONE_WEEK = "2026-01-12"                        # one window per collection
 OWNER = "ops"
 
 
@@ -34,9 +35,10 @@ def plugin_env(plugins: Path = PLUGINS) -> dict[str, str]:
 
 def write_campaign(path: Path, *, catalog: str, staging: str, stations: Path,
                    publish_to: str | None = None, version: str = "0.1.0",
-                   options: dict[str, Any] | None = None, name: str = "toy-campaign") -> Path:
+                   options: dict[str, Any] | None = None, name: str = "toy-campaign",
+                   stop: str = STOP) -> Path:
     doc: dict[str, Any] = {
-        "name": name, "start": START, "stop": STOP, "catalog": catalog, "staging": staging,
+        "name": name, "start": START, "stop": stop, "catalog": catalog, "staging": staging,
         "stations": str(stations), "collections": [STATION_ONLY],
         "processing": [{"processor": "toy-bytes", "version": version, "input": INPUT,
                         "output": f"{INPUT}-toy"}],
@@ -54,10 +56,10 @@ def write_campaign(path: Path, *, catalog: str, staging: str, stations: Path,
     return path
 
 
-def expected_items(sim: Any, collection: str) -> set[str]:
+def expected_items(sim: Any, collection: str, stop: str = STOP) -> set[str]:
     tpl = get_template(collection)
     items, _rejected = expected(sim.truth(tpl.station), tpl, parse_when(START),
-                                parse_when(STOP))
+                                parse_when(stop))
     return items
 
 
