@@ -17,7 +17,7 @@ from datetime import datetime
 from rspy_batch.campaign.config import Campaign, Processing
 from rspy_batch.catalog.records import window_id
 from rspy_batch.mapping.common import iso
-from rspy_batch.windows import split_windows
+from rspy_batch.windows import parse_when, split_windows
 
 STAGES = ("ingest", "stage", "process", "publish")
 
@@ -80,11 +80,5 @@ def restrict(all_steps: Iterable[Step], windows_: Iterable[Window]) -> list[Step
     return [s for s in all_steps if s.window in keep]
 
 
-def span(campaign: Campaign) -> tuple[str, str]:
-    return iso(campaign.start), iso(campaign.stop)
-
-
 def as_datetimes(window: Window) -> tuple[datetime, datetime]:
-    from rspy_batch.windows import parse_when
-
     return parse_when(window.start), parse_when(window.stop)
