@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections import Counter
 
 import click
 from rich.table import Table
@@ -101,17 +102,17 @@ def status(file: str, per_window: bool, as_json: bool) -> None:
 @file_argument
 def plan(file: str) -> None:
     """Print the campaign's steps and the size of its Luigi graph, without running it."""
-    from rspy_batch.cli import out
+    from rspy_batch.cli import _all_tasks, out
     from tasks.campaign import campaign_tasks
 
     camp = _load(file)
     chosen = _steps(camp)
     table = Table("stage", "collection", "windows", title=f"campaign {camp.name}")
-    for (stage, target), n in sorted(_step_counts(chosen).items(),
+    for (stage, target), n in sorted(Counter((s.stage, s.target) for s in chosen).items(),
                                      key=lambda kv: (STAGES.index(kv[0][0]), kv[0][1])):
         table.add_row(stage, target, str(n))
     out.print(table)
-    out.print(f"{len(chosen)} steps → {len(graph_tasks(campaign_tasks(camp, chosen)))} "
+    out.print(f"{len(chosen)} steps → {len(_all_tasks(campaign_tasks(camp, chosen)))} "
               f"Luigi tasks")
 
 
@@ -159,13 +160,6 @@ def _run(file: str, *, failed_only: bool, workers: int | None, scheduler_url: st
     sys.exit(code)
 
 
-def graph_tasks(roots: list) -> set:
-    """Every task of the graph under ``roots`` (what the scheduler will hold)."""
-    from rspy_batch.cli import _all_tasks
-
-    return _all_tasks(roots)
-
-
 def _load(file: str, **overrides: object) -> Campaign:
     return _guard(lambda: load_campaign(file, **overrides))
 
@@ -188,13 +182,6 @@ def _guard(call):  # noqa: ANN001, ANN202 - any callable, its result
         return call()
     except RspyError as exc:
         _fail(exc)
-
-
-def _step_counts(chosen: list[Step]) -> dict[tuple[str, str], int]:
-    table: dict[tuple[str, str], int] = {}
-    for s in chosen:
-        table[(s.stage, s.target)] = table.get((s.stage, s.target), 0) + 1
-    return table
 
 
 def _print_status(camp: Campaign, statuses: list[StepStatus], per_window: bool) -> None:
