@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test lint bench-ingest bench-stage bench-process bench-publish bench-campaign eopf-env clean \
+.PHONY: setup demo test lint bench-ingest bench-stage bench-process bench-publish bench-campaign bench-scale chaos audit eopf-env clean \
         system-deps node-check browser
 
 $(STAMP): requirements.txt requirements-dev.txt setup.cfg pyproject.toml
@@ -22,7 +22,7 @@ demo: $(STAMP) node-check
 
 test: $(STAMP) system-deps node-check
 	$(BIN)/ruff check rspy_batch tasks tests bench
-	$(BIN)/pytest -q --durations=15
+	$(BIN)/pytest -q -n 2 --dist loadgroup --durations=15
 
 lint: $(STAMP)
 	$(BIN)/ruff check rspy_batch tasks tests bench
@@ -41,6 +41,23 @@ bench-process: $(STAMP)
 
 bench-campaign: $(STAMP)
 	$(BIN)/python bench/campaign.py
+
+bench-scale: $(STAMP)
+	$(BIN)/python bench/scale.py
+
+# The chaos test at its full count (CI runs fewer iterations of the same test).
+CHAOS_ITERATIONS ?= 20
+chaos: $(STAMP)
+	RSPY_CHAOS_ITERATIONS=$(CHAOS_ITERATIONS) $(BIN)/pytest -q tests/test_chaos.py
+
+# pip-audit from a throwaway venv (it is not a dependency of the project), over the pinned
+# sets of both venvs. It needs PyPI's per-version JSON API or OSV (SECURITY.md).
+AUDIT_VENV := $(or $(TMPDIR),/tmp)/rspy-audit-venv
+audit:
+	test -x $(AUDIT_VENV)/bin/pip-audit || \
+	  ($(PYTHON) -m venv $(AUDIT_VENV) && $(AUDIT_VENV)/bin/pip install -q pip-audit==2.10.1)
+	$(AUDIT_VENV)/bin/pip-audit -r constraints.txt --no-deps --disable-pip
+	$(AUDIT_VENV)/bin/pip-audit -r requirements-eopf.txt --no-deps --disable-pip
 
 # The separate EOPF CPM venv (built on first use anyway; this builds it ahead).
 eopf-env: $(STAMP)

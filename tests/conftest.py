@@ -83,6 +83,14 @@ def simulator(tmp_path: Path) -> Iterator[object]:
         os.environ.pop("RSPY_SECRETS_FILE", None)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (``--dist loadgroup``), keep every test of the session-scoped
+    ``pipeline`` on one worker, so the pipeline is built once, not once per worker."""
+    for item in items:
+        if "pipeline" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("pipeline"))
+
+
 @pytest.fixture(scope="session")
 def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     """A working catalog made once by the real pipeline (see ``tests/pipeline.py``) for the
