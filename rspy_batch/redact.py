@@ -9,8 +9,13 @@ through an unexpected path, such as a server echoing it back in an error body.
 
 from __future__ import annotations
 
+import json
 import logging
+import re
+import sys
 import threading
+import traceback
+from urllib.parse import quote, quote_plus
 
 MASK = "***"
 _MIN_LEN = 4  # shorter values would mask ordinary words; real secrets are longer
@@ -23,7 +28,23 @@ def register_secret(value: str | None) -> None:
     """Remember ``value`` so that it is masked wherever it would be shown."""
     if value and len(value) >= _MIN_LEN:
         with _lock:
-            _secrets.add(value)
+            _secrets.update(_encoded_forms(value))
+
+
+def _encoded_forms(value: str) -> set[str]:
+    """The secret as it reads once a URL, a form, JSON or a Python repr carries it: a
+    session token in a presigned URL, a password in a logged dict, is still the secret."""
+    return {value, quote(value, safe=""), quote_plus(value), json.dumps(value)[1:-1],
+            json.dumps(value, ensure_ascii=False)[1:-1], repr(value)[1:-1]}
+
+
+def mask_userinfo(text: str) -> str:
+    """``text`` with the ``user:password@`` part of any URL in it masked (for messages that
+    name a URL the configuration refused)."""
+    return _USERINFO.sub("//***@", text)
+
+
+_USERINFO = re.compile(r"//[^/?#@\s]*@")
 
 
 def redact(text: str) -> str:
@@ -59,7 +80,8 @@ _factory_installed = False
 
 
 def install_log_redaction() -> None:
-    """Redact every log record of this process when it is created.
+    """Redact every log record of this process when it is created, and the traceback of
+    an exception nobody caught.
 
     A record factory rather than a handler filter, because libraries (Luigi, urllib3,
     botocore) add handlers of their own that a filter on ours would not cover.
@@ -76,7 +98,18 @@ def install_log_redaction() -> None:
             clean = redact(message)
             if clean != message:
                 record.msg, record.args = clean, None
+            if record.exc_info and record.exc_info[1] is not None:
+                # Handlers format a record's traceback from exc_text when it is set; the
+                # exception's own text (a server's error body) may quote a secret.
+                record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
         return record
 
     logging.setLogRecordFactory(factory)
+    sys.excepthook = _redacting_excepthook
     _factory_installed = True
+
+
+def _redacting_excepthook(exc_type: type[BaseException], exc: BaseException,
+                          tb: object) -> None:
+    """An uncaught exception's traceback, printed redacted (as Python would print it)."""
+    sys.stderr.write(redact("".join(traceback.format_exception(exc_type, exc, tb))))

@@ -12,7 +12,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from rspy_batch.errors import ConfigError
-from rspy_batch.redact import register_secret
+from rspy_batch.redact import mask_userinfo, register_secret
 
 _CLIENT_LOCK = threading.Lock()
 
@@ -27,7 +27,8 @@ def split_location(url: str | os.PathLike[str]) -> tuple[str, str]:
         return "local", urlparse(text).path
     if scheme == "" or len(scheme) == 1:  # a plain path (or a Windows drive letter)
         return "local", text
-    raise ConfigError(f"unsupported URL scheme {scheme!r} in {text!r}: use a path or s3://")
+    raise ConfigError(f"unsupported URL scheme {scheme!r} in {mask_userinfo(text)!r}: "
+                      "use a path or s3://")
 
 
 def s3_client(*, signature_version: str | None = None) -> Any:
@@ -61,7 +62,15 @@ def _new_client(endpoint: str | None, signature_version: str | None) -> Any:
     import boto3
     from botocore.config import Config
 
-    return boto3.session.Session().client(
+    session = boto3.session.Session()
+    # Keys from a shared credentials or config file (or any other provider) are as secret
+    # as those from the environment; the client resolves them anyway when it is made.
+    credentials = session.get_credentials()
+    if credentials is not None:
+        frozen = credentials.get_frozen_credentials()
+        register_secret(frozen.secret_key)
+        register_secret(frozen.token)
+    return session.client(
         "s3", endpoint_url=endpoint,
         config=Config(retries={"max_attempts": 8, "mode": "standard"},
                       max_pool_connections=32, signature_version=signature_version),
@@ -73,6 +82,10 @@ class S3Prefix:
 
     def __init__(self, url: str, *, client: Any = None) -> None:
         parsed = urlparse(url)
+        if "@" in parsed.netloc:
+            # It would be taken for a bucket name and shown in every message and href.
+            raise ConfigError("an s3:// URL must not hold credentials (key:secret@); "
+                              "credentials come from the AWS chain")
         if parsed.scheme != "s3" or not parsed.netloc:
             raise ConfigError(f"not an s3:// URL: {url!r}")
         self.bucket = parsed.netloc

@@ -22,6 +22,7 @@ from rspy_batch.campaign.status import (
 )
 from rspy_batch.errors import RspyError
 from rspy_batch.orchestration import retcodes
+from rspy_batch.redact import redact
 
 file_argument = click.argument("file", type=click.Path(dir_okay=False))
 
@@ -144,7 +145,7 @@ def _run(file: str, *, failed_only: bool, workers: int | None, scheduler_url: st
     tasks = campaign_tasks(camp, chosen)
     configure_workers(shared_scheduler=bool(camp.options.scheduler_url),
                       idle_seconds=camp.options.idle_timeout)
-    where = camp.options.scheduler_url or "an in-process scheduler"
+    where = redact(camp.options.scheduler_url or "an in-process scheduler")
     err.print(f"campaign {camp.name}: {len(chosen)} steps, {camp.options.workers} worker(s) "
               f"on {where}; catalog {camp.catalog}")
     started = time.monotonic()

@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -50,6 +51,7 @@ from rspy_batch.catalog.layout import unsafe_id_reason
 from rspy_batch.catalog.versions import versioned_id
 from rspy_batch.errors import ConfigError
 from rspy_batch.processing.registry import get_processor
+from rspy_batch.redact import register_secret
 from rspy_batch.settings import (
     default_catalog,
     default_publish_config,
@@ -245,6 +247,9 @@ def _options(data: Any, where: str, overrides: dict[str, Any]) -> Options:
         raise ConfigError(f"{where}: lease_ttl must be at least 5 seconds")
     if options.if_busy not in BUSY:
         raise ConfigError(f"{where}: if_busy must be one of {', '.join(BUSY)}")
+    if options.scheduler_url:
+        # A luigid behind basic auth: the password is a secret wherever the URL is shown.
+        register_secret(urlsplit(str(options.scheduler_url)).password)
     return options
 
 

@@ -125,4 +125,7 @@ def parse_datetime(value: str) -> datetime:
 def format_datetime(dt: datetime) -> str:
     """RFC 3339 UTC with milliseconds and ``Z``, the form stations and STAC use."""
     dt = dt.astimezone(UTC)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+    # Not strftime: its %Y does not pad years before 1000 on glibc ("999-…"), which is
+    # no RFC 3339 date-time; a station's odd date must not make an invalid item.
+    return (f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}T{dt.hour:02d}:{dt.minute:02d}:"
+            f"{dt.second:02d}.{dt.microsecond // 1000:03d}Z")

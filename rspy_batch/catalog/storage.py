@@ -23,6 +23,7 @@ import itertools
 import os
 import posixpath
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -184,6 +185,9 @@ class LocalStore(Store):
             os.unlink(self._path(key))
 
 
+_READ_ATTEMPTS = 5
+
+
 class S3Store(S3Prefix, Store):
     """An S3 prefix (see :mod:`rspy_batch.s3` for endpoint and credentials)."""
 
@@ -193,11 +197,28 @@ class S3Store(S3Prefix, Store):
         return self.full_key(_check_key(key))
 
     def read(self, key: str) -> Blob | None:
-        try:
-            obj = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
-        except self.client.exceptions.NoSuchKey:
-            return None
-        return Blob(obj["Body"].read(), obj["ETag"])
+        from botocore.exceptions import (
+            IncompleteReadError,
+            ReadTimeoutError,
+            ResponseStreamingError,
+        )
+        from urllib3.exceptions import ProtocolError
+
+        # botocore retries a request, not the reading of a streamed body (nor of a
+        # GetObject error's body, e.g. NoSuchKey's): a connection that breaks there is
+        # retried here, by asking again.
+        for attempt in range(1, _READ_ATTEMPTS + 1):
+            try:
+                obj = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
+                return Blob(obj["Body"].read(), obj["ETag"])
+            except self.client.exceptions.NoSuchKey:
+                return None
+            except (ResponseStreamingError, IncompleteReadError, ReadTimeoutError,
+                    ProtocolError):
+                if attempt == _READ_ATTEMPTS:
+                    raise
+                time.sleep(0.1 * 2 ** attempt)
+        raise AssertionError("unreachable")
 
     def put(self, key: str, data: bytes, *, expect: str | None | _Any = ANY,
             content_type: str = "application/json") -> str:
@@ -214,6 +235,13 @@ class S3Store(S3Prefix, Store):
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
             # 409 ConditionalRequestConflict: a concurrent conditional write is in flight.
             if status in (412, 409) or code in ("PreconditionFailed", "ConditionalRequestConflict"):
+                # botocore retries a write whose answer was lost (the connection broke
+                # after S3 applied it), and the retry then fails on the write itself: after
+                # a retry, stored bytes equal to ours mean the write happened.
+                retried = exc.response.get("ResponseMetadata", {}).get("RetryAttempts", 0)
+                current = self.read(key) if retried else None
+                if current is not None and current.data == data:
+                    return current.version
                 raise ConflictError(f"{key}: conditional write lost a race ({code})") from None
             raise
         return out["ETag"]

@@ -41,9 +41,16 @@ def validate_catalog(store: Store, *, schemas: bool = True, workers: int = 8,
     if roots is None:
         roots = (layout.ROOT, *sorted(k for k in store.list() if _is_private_root(k)))
     reached: Counter[str] = Counter()
+    copies: dict[tuple[str, str], list[str]] = {}  # (collection key, item id) → item keys
     for root_key in roots:
-        _validate_tree(store, root_key, report, reached, schemas=schemas, workers=workers)
+        _validate_tree(store, root_key, report, reached, schemas=schemas, workers=workers,
+                       copies=copies)
     report.errors += [f"{k}: linked {n} times" for k, n in sorted(reached.items()) if n > 1]
+    # One id at two keys (an item whose datetime moved to another day is filed there too):
+    # each key is linked once, but readers see the item twice.
+    report.errors += [f"{coll}: item id {item_id!r} is reachable {len(keys)} times: "
+                      f"{', '.join(sorted(keys))}"
+                      for (coll, item_id), keys in sorted(copies.items()) if len(keys) > 1]
     stored = {k for k in store.list() if k.endswith(".json")
               and not k.startswith((layout.RECORDS_PREFIX, "_rspy/", "browser/"))}
     report.orphans = sorted(stored - set(reached) - set(roots))
@@ -56,7 +63,8 @@ def _is_private_root(key: str) -> bool:
 
 
 def _validate_tree(store: Store, root_key: str, report: ValidationReport,
-                   reached: Counter[str], *, schemas: bool, workers: int) -> None:
+                   reached: Counter[str], *, schemas: bool, workers: int,
+                   copies: dict[tuple[str, str], list[str]]) -> None:
     root = _load(store, root_key, report)
     if root is None:
         report.errors.append(f"{store.href(root_key)}: no root catalog")
@@ -71,6 +79,7 @@ def _validate_tree(store: Store, root_key: str, report: ValidationReport,
             report.objects += 1
             if doc.get("type") == "Feature":
                 report.items += 1
+                copies.setdefault((collection or "", str(doc.get("id"))), []).append(key)
             if doc.get("type") == "Collection":
                 collection = key
             _check_structure(store, key, doc, parent, root_key, collection, report)

@@ -6,7 +6,14 @@ from __future__ import annotations
 from typing import Any
 
 from rspy_batch.mapping import extensions as ext
-from rspy_batch.mapping.common import attributes, drop_none, iso, platform, to_datetime
+from rspy_batch.mapping.common import (
+    attributes,
+    drop_none,
+    iso,
+    platform,
+    text_or_none,
+    to_datetime,
+)
 from rspy_batch.mapping.product import product_item
 
 EXTENSIONS = [ext.AUXIP, ext.FILE, ext.TIMESTAMPS, ext.PROCESSING, ext.PRODUCT]
@@ -16,8 +23,8 @@ def product_to_item(entity: dict[str, Any], *, station_id: str, station_url: str
                     ) -> dict[str, Any]:
     attrs = attributes(entity)
     props: dict[str, Any] = {
-        "product:type": attrs.get("productType"),
-        "processing:facility": attrs.get("processingCenter"),
+        "product:type": text_or_none(attrs.get("productType")),
+        "processing:facility": text_or_none(attrs.get("processingCenter")),
         "processing:version": _str_or_none(attrs.get("processorVersion")),
     }
     if attrs.get("processingDate"):

@@ -7,8 +7,9 @@ field, so one bad entity is recorded and the rest of the run goes on.
 
 from __future__ import annotations
 
+import math
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from rspy_batch.catalog import layout
@@ -24,7 +25,8 @@ PLATFORMS = {
 }
 _KNOWN_SUFFIXES = (".SAFE.zip", ".SEN3.zip", ".zarr.zip", ".tar.gz", ".zip", ".EOF", ".TGZ",
                    ".tgz", ".xml", ".raw", ".zarr", ".SAFE")
-_MD5 = re.compile(r"^[0-9a-fA-F]{32}$")
+_MD5 = re.compile(r"[0-9a-fA-F]{32}")
+_GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 MD5_MULTIHASH_PREFIX = "d510"  # multihash code 0xd5 (md5), digest length 0x10
 
 
@@ -50,8 +52,10 @@ def to_datetime(entity: dict[str, Any], field: str, owner: dict[str, Any] | None
                 ) -> datetime:
     value = require(entity, field, owner)
     try:
-        return layout.parse_datetime(str(value))
-    except ValueError:
+        # In UTC here, so that a date at the edge of datetime's range (0001-01-01T00:00+01:00)
+        # is rejected now rather than overflowing when the item is written out.
+        return layout.parse_datetime(str(value)).astimezone(UTC)
+    except (ValueError, OverflowError):
         raise EntityRejected(entity_label(owner or entity),
                              f"field {field!r} is not a date: {str(value)[:40]!r}") from None
 
@@ -64,16 +68,53 @@ def optional_iso(entity: dict[str, Any], field: str) -> str | None:
     return iso(to_datetime(entity, field)) if entity.get(field) else None
 
 
-def to_int(entity: dict[str, Any], field: str, owner: dict[str, Any] | None = None) -> int:
+def to_int(entity: dict[str, Any], field: str, owner: dict[str, Any] | None = None, *,
+           minimum: int | None = None, maximum: int | None = None) -> int:
     value = require(entity, field, owner)
+    label = entity_label(owner or entity)
     try:
+        if isinstance(value, bool):  # int(True) is 1, but a JSON true is no count
+            raise TypeError
         number = int(value)  # CADIP Size / AUXIP ContentLength come as strings
-    except (TypeError, ValueError):
-        raise EntityRejected(entity_label(owner or entity),
+    except (TypeError, ValueError, OverflowError):  # OverflowError: Infinity
+        raise EntityRejected(label,
                              f"field {field!r} is not an integer: {str(value)[:40]!r}") from None
     if isinstance(value, float) and value != number:
-        raise EntityRejected(entity_label(owner or entity), f"field {field!r} is not an integer")
+        raise EntityRejected(label, f"field {field!r} is not an integer")
+    if (minimum is not None and number < minimum) or (maximum is not None and number > maximum):
+        raise EntityRejected(label, f"field {field!r} is {number}, outside "
+                             f"[{minimum}, {'' if maximum is None else maximum}]")
     return number
+
+
+def optional(entity: dict[str, Any], field: str, kind: type | tuple[type, ...],
+             owner: dict[str, Any] | None = None) -> Any:
+    """``entity[field]`` if it is a ``kind`` (a bool is never a number here), None when
+    absent or null; any other value rejects the entity: it would make an invalid item."""
+    value = entity.get(field)
+    if value is None:
+        return None
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if isinstance(value, kinds) and (bool in kinds or not isinstance(value, bool)):
+        return value
+    names = " or ".join(k.__name__ for k in kinds)
+    raise EntityRejected(entity_label(owner or entity),
+                         f"field {field!r} is not a {names}: {str(value)[:40]!r}")
+
+
+def text_or_none(value: Any) -> str | None:
+    """A non-empty string, else None: optional Attributes of the wrong kind are left out."""
+    return value if isinstance(value, str) and value else None
+
+
+def guid(entity: dict[str, Any], field: str = "Id", owner: dict[str, Any] | None = None) -> str:
+    """An entity Id: OData GUID text, kept as the station wrote it. It goes verbatim into
+    the download URL (``Products(<Id>)/$value``), so anything else could point elsewhere."""
+    value = require(entity, field, owner)
+    if not isinstance(value, str) or not _GUID.fullmatch(value):
+        raise EntityRejected(entity_label(owner or entity),
+                             f"field {field!r} is not a GUID: {str(value)[:40]!r}")
+    return value
 
 
 def safe_name(entity: dict[str, Any], field: str = "Name",
@@ -101,7 +142,7 @@ def md5_multihash(entity: dict[str, Any]) -> str | None:
     for entry in checksums:
         if isinstance(entry, dict) and str(entry.get("Algorithm", "")).upper() == "MD5":
             value = str(entry.get("Value", ""))
-            if not _MD5.match(value):
+            if not _MD5.fullmatch(value):  # not match: "$" would let a trailing newline in
                 raise EntityRejected(entity_label(entity), f"MD5 checksum {value[:40]!r} is not "
                                      "32 hex digits")
             return MD5_MULTIHASH_PREFIX + value.lower()
@@ -118,8 +159,11 @@ def platform(code: str, entity: dict[str, Any]) -> tuple[str, str]:
 def attributes(entity: dict[str, Any]) -> dict[str, Any]:
     """OData ``Attributes`` as ``{Name: Value}`` (empty when not expanded)."""
     out: dict[str, Any] = {}
-    for attr in entity.get("Attributes") or []:
-        if isinstance(attr, dict) and "Name" in attr:
+    raw = entity.get("Attributes") or []
+    if not isinstance(raw, list):
+        raise EntityRejected(entity_label(entity), "field 'Attributes' is not a list")
+    for attr in raw:
+        if isinstance(attr, dict) and isinstance(attr.get("Name"), str):
             out[attr["Name"]] = attr.get("Value")
     return out
 
@@ -149,7 +193,7 @@ def drop_none(props: dict[str, Any]) -> dict[str, Any]:
 
 def geometry_and_bbox(entity: dict[str, Any]) -> tuple[dict[str, Any] | None, list[float] | None]:
     """GeoFootprint as (geometry, bbox); (None, None) when the station gives none."""
-    from shapely.geometry import shape
+    from shapely.geometry import mapping, shape
 
     geo = entity.get("GeoFootprint")
     if geo is None:
@@ -161,4 +205,37 @@ def geometry_and_bbox(entity: dict[str, Any]) -> tuple[dict[str, Any] | None, li
     if geom.is_empty:
         return None, None
     # Keep the station's own GeoJSON (plain lists), shapely only checks it and bounds it.
+    # shapely is lenient (string coordinates, "polygon", unclosed rings, NaN): the
+    # station's text must be what shapely read back, in plain numbers, or it is no GeoJSON.
+    if not _same_geojson(geo, mapping(geom)) or not _enough_positions(geo):
+        raise EntityRejected(entity_label(entity), "GeoFootprint is not plain GeoJSON")
     return geo, [float(v) for v in geom.bounds]
+
+
+# GeoJSON's least positions per nesting level (rings 4, lines 2); shapely reads an empty
+# hole or an empty member without complaint, GeoJSON does not.
+_LEAST_POSITIONS = {"Point": (), "MultiPoint": (0,), "LineString": (2,),
+                    "MultiLineString": (0, 2), "Polygon": (0, 4), "MultiPolygon": (0, 0, 4)}
+
+
+def _enough_positions(geo: dict[str, Any]) -> bool:
+    if geo["type"] == "GeometryCollection":
+        return all(_enough_positions(g) for g in geo["geometries"])
+
+    def ok(coords: list[Any], least: tuple[int, ...]) -> bool:
+        return not least or (len(coords) >= least[0] and all(ok(c, least[1:]) for c in coords))
+
+    return ok(geo["coordinates"], _LEAST_POSITIONS[geo["type"]])
+
+
+def _same_geojson(station: Any, parsed: Any) -> bool:
+    if isinstance(parsed, float):
+        return (isinstance(station, int | float) and not isinstance(station, bool)
+                and math.isfinite(station) and station == parsed)
+    if isinstance(parsed, list | tuple):
+        return (isinstance(station, list) and len(station) == len(parsed)
+                and all(_same_geojson(s, p) for s, p in zip(station, parsed, strict=True)))
+    if isinstance(parsed, dict):
+        return (isinstance(station, dict) and station.keys() == parsed.keys()
+                and all(_same_geojson(station[k], parsed[k]) for k in parsed))
+    return type(station) is type(parsed) and station == parsed

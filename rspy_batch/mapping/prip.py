@@ -3,6 +3,7 @@ sat / sar / eo / processing / product fields RS-PYTHON's ``prip_stac_mapper.json
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from rspy_batch.mapping import extensions as ext
@@ -13,6 +14,7 @@ from rspy_batch.mapping.common import (
     iso,
     platform,
     require,
+    text_or_none,
     to_datetime,
 )
 from rspy_batch.mapping.product import product_item
@@ -38,32 +40,35 @@ def mission_properties(name: str, attrs: dict[str, Any], entity: dict[str, Any]
     """Fields derived from the product name (always there) and Attributes (PRIP only)."""
     code = name[:3]
     platform_id, constellation = platform(code, entity)
-    product_type = attrs.get("productType") or _product_type_from_name(name)
+    # Attributes are optional extras: a value of the wrong kind is left out, not trusted.
+    product_type = text_or_none(attrs.get("productType")) or _product_type_from_name(name)
     props: dict[str, Any] = {
         "platform": platform_id,
         "constellation": constellation,
         "product:type": product_type,
         "processing:level": processing_level(product_type),
-        "processing:facility": attrs.get("processingCenter"),
+        "processing:facility": text_or_none(attrs.get("processingCenter")),
         "processing:version": _str(attrs.get("processorVersion")),
-        "sat:absolute_orbit": _int(attrs.get("orbitNumber")),
-        "sat:relative_orbit": _int(attrs.get("relativeOrbitNumber")),
-        "sat:orbit_state": str(attrs["orbitDirection"]).lower()
-        if attrs.get("orbitDirection") else None,
+        "sat:absolute_orbit": _orbit(attrs.get("orbitNumber")),
+        "sat:relative_orbit": _orbit(attrs.get("relativeOrbitNumber")),
+        "sat:orbit_state": _ORBIT_STATES.get(str(attrs.get("orbitDirection")).lower()),
     }
     extensions = [ext.FILE, ext.TIMESTAMPS, ext.PROCESSING, ext.PRODUCT, ext.SAT]
     if constellation == "sentinel-1":
         props["instruments"] = ["sar"]
-        props["sar:instrument_mode"] = name[4:6]
-        props["sar:frequency_band"] = "C"
-        props["sar:center_frequency"] = 5.405
-        props["sar:product_type"] = product_type[3:6].rstrip("_") if product_type else None
-        props["sar:polarizations"] = polarizations(attrs.get("polarisationChannels"), name)
-        extensions.append(ext.SAR)
+        pols = polarizations(attrs.get("polarisationChannels"), name)
+        if pols and product_type:  # what the sar schema requires, else no sar fields
+            props["sar:instrument_mode"] = name[4:6]
+            props["sar:frequency_band"] = "C"
+            props["sar:center_frequency"] = 5.405
+            props["sar:product_type"] = product_type[3:6].rstrip("_")
+            props["sar:polarizations"] = pols
+            extensions.append(ext.SAR)
     elif constellation == "sentinel-2":
         props["instruments"] = ["msi"]
-        if attrs.get("cloudCover") is not None:
-            props["eo:cloud_cover"] = float(attrs["cloudCover"])
+        cloud = _percent(attrs.get("cloudCover"))
+        if cloud is not None:
+            props["eo:cloud_cover"] = cloud
             extensions.append(ext.EO)
     elif constellation == "sentinel-3" and product_type:
         instrument = _S3_INSTRUMENTS.get(product_type[:2])
@@ -90,12 +95,20 @@ def processing_level(product_type: str | None) -> str | None:
     return None
 
 
-def polarizations(channels: Any, name: str) -> list[str]:
+def polarizations(channels: Any, name: str) -> list[str] | None:
     if channels:
-        return [p for p in str(channels).replace("&", " ").replace(",", " ").split() if p]
-    # S1 names carry it: ..._0SDV_ → dual VV+VH, SH → single HH, etc.
-    code = name[14:16] if len(name) > 16 else ""
-    return {"DV": ["VV", "VH"], "DH": ["HH", "HV"], "SV": ["VV"], "SH": ["HH"]}.get(code, [])
+        found = str(channels).upper().replace("&", " ").replace(",", " ").split()
+    else:
+        # S1 names carry it: ..._0SDV_ → dual VV+VH, SH → single HH, etc.
+        code = name[14:16] if len(name) > 16 else ""
+        found = {"DV": ["VV", "VH"], "DH": ["HH", "HV"], "SV": ["VV"], "SH": ["HH"]}.get(code, [])
+    # The sar schema takes only these four, each once, and at least one.
+    return list(dict.fromkeys(p for p in found if p in _POLARIZATIONS)) or None
+
+
+_POLARIZATIONS = ("HH", "VV", "HV", "VH")
+_ORBIT_STATES = {"ascending": "ascending", "descending": "descending",
+                 "geostationary": "geostationary"}
 
 
 def _product_type_from_name(name: str) -> str | None:
@@ -110,11 +123,27 @@ def _product_type_from_name(name: str) -> str | None:
     return None
 
 
-def _int(value: Any) -> int | None:
-    try:
-        return None if value is None else int(value)
-    except (TypeError, ValueError):
+def _orbit(value: Any) -> int | None:
+    """An orbit number (sat: integers from 1), None for anything else."""
+    if isinstance(value, bool):
         return None
+    try:
+        number = None if value is None else int(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    if number is None or number < 1 or (isinstance(value, float) and value != number):
+        return None
+    return number
+
+
+def _percent(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) and 0 <= number <= 100 else None
 
 
 def _str(value: Any) -> str | None:

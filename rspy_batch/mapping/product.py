@@ -8,11 +8,12 @@ from typing import Any
 from rspy_batch.mapping.common import (
     declared_extensions,
     drop_none,
+    guid,
     iso,
     item_id_from_name,
     md5_multihash,
+    optional,
     optional_iso,
-    require,
     safe_name,
     to_datetime,
     to_int,
@@ -26,16 +27,16 @@ def product_item(entity: dict[str, Any], *, station_id: str, station_url: str, s
                  roles: tuple[str, ...] = ("data",)) -> dict[str, Any]:
     """The item skeleton; ``properties`` adds the service-specific fields."""
     name = safe_name(entity, "Name")
-    entity_id = str(require(entity, "Id"))
+    entity_id = guid(entity)
     start = to_datetime(entity, "ContentDate/Start")
     end = to_datetime(entity, "ContentDate/End")
     base = station_url if station_url.endswith("/") else station_url + "/"
     asset = drop_none({
         "href": f"{base}Products({entity_id})/$value",
-        "type": entity.get("ContentType") or "application/octet-stream",
+        "type": optional(entity, "ContentType", str) or "application/octet-stream",
         "title": name,
         "roles": list(roles),
-        "file:size": to_int(entity, "ContentLength"),
+        "file:size": to_int(entity, "ContentLength", minimum=0),
         "file:checksum": md5_multihash(entity),
         "expires": optional_iso(entity, "EvictionDate"),
     })

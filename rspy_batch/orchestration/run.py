@@ -13,9 +13,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from urllib.parse import urlsplit
 
 import luigi
 from luigi.execution_summary import LuigiRunResult, LuigiStatusCode
+
+from rspy_batch.redact import register_secret
 
 OK, CONFIG_ERROR, REJECTED, TASK_FAILED, SCHEDULING_FAILED, NOT_RUN = 0, 1, 3, 4, 5, 6
 
@@ -35,6 +38,8 @@ def run_graph(tasks: Sequence[luigi.Task], *, workers: int = 1,
     if quiet:
         kwargs["log_level"] = "WARNING"
     if scheduler_url:
+        # Luigi names the URL in its warnings and errors; a password in it is a secret.
+        register_secret(urlsplit(scheduler_url).password)
         kwargs["scheduler_url"] = scheduler_url
     else:
         kwargs["local_scheduler"] = True

@@ -245,9 +245,13 @@ def local_copy(url: str, *, storage_options: Mapping[str, Any] | None = None,
         return
     import fsspec
 
+    name = location.rstrip("/").rsplit("/", 1)[-1]
+    if name in ("", ".", ".."):
+        # The copy must stay inside its own temporary folder (and be removed with it).
+        raise ProductError(f"cannot copy {url}: no usable file name")
     tmp = Path(tempfile.mkdtemp(prefix="rspy-in-", dir=scratch))
     try:
-        target = tmp / location.rstrip("/").rsplit("/", 1)[-1]
+        target = tmp / name
         fs, path = fsspec.core.url_to_fs(location, **dict(storage_options or {}))
         fs.get(path, str(target), recursive=True)
         yield target

@@ -14,18 +14,26 @@ import json
 import logging
 import os
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Container, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import fsspec
 
 from rspy_batch.catalog import layout
-from rspy_batch.catalog.reader import read_json
-from rspy_batch.catalog.records import COMPLETE, FAILED, Rejection, RunRecord, now, recording
+from rspy_batch.catalog.reader import item_keys, read_json
+from rspy_batch.catalog.records import (
+    COMPLETE,
+    FAILED,
+    Rejection,
+    RunRecord,
+    is_complete,
+    now,
+    recording,
+)
 from rspy_batch.catalog.storage import Store
 from rspy_batch.catalog.versions import is_linked, link_versions, versioned_id
 from rspy_batch.catalog.writer import CatalogWriter
@@ -128,16 +136,35 @@ def plan_products(processor: Processor, items: Sequence[dict[str, Any]], *,
     return planned
 
 
-def product_done(store: Store, product: PlannedProduct, processor: Processor) -> bool:
+def product_done(store: Store, product: PlannedProduct, processor: Processor,
+                 linked: Container[str]) -> bool:
+    """The product's item is cataloged (its key in ``linked``, see :func:`linked_items`)
+    and says it was derived from these inputs by this processor version."""
+    if product.item_key not in linked:
+        return False
     item = read_json(store, product.item_key)
     return item is not None and stac.is_derived_from(
         item, processor_name=processor.name, version=processor.version,
         input_ids=product.input_ids)
 
 
+def linked_items(store: Store, collection_id: str, products: Sequence[PlannedProduct]
+                 ) -> set[str]:
+    """Item keys reachable from the collection on the products' days. An item file alone
+    is not enough: a crash between it and its day catalog leaves it unlinked, and a
+    product counted done for it would never be linked."""
+    if not products:
+        return set()
+    first = min(p.datetime for p in products)
+    last = max(p.datetime for p in products)
+    day = first.replace(hour=0, minute=0, second=0, microsecond=0)
+    return set(item_keys(store, collection_id, day, last + timedelta(days=1)))
+
+
 def window_processed(store: Store, processor: Processor, input_collection: str,
                      start: datetime, stop: datetime, settings: ProcessingSettings) -> bool:
-    """True when every product of the window's staged inputs is in the output collection."""
+    """True when every product of the window's staged inputs is in the output collection
+    and the window's run record says complete."""
     items = window_items(store, input_collection, start, stop)
     if items is None:
         return False
@@ -145,9 +172,15 @@ def window_processed(store: Store, processor: Processor, input_collection: str,
     if not all(state.is_staged(item) for item in items):
         return False
     out = settings.output_collection or output_collection_id(input_collection, processor)
+    # A run killed after its last product, before its record, leaves every product done
+    # and the window unrecorded (publishing finds processed collections by their records):
+    # the next run, finding nothing to make, writes the record.
+    if not is_complete(store, STAGE, out, iso(start), iso(stop)):
+        return False
     planned = plan_products(processor, items, output_collection=out,
                             params={**processor.parameters, **settings.params})
-    if not all(product_done(store, p, processor) for p in planned):
+    linked = linked_items(store, out, planned)
+    if not all(product_done(store, p, processor, linked) for p in planned):
         return False
     return settings.version_of is None or is_linked(store, settings.version_of)
 
@@ -273,8 +306,9 @@ def process_window(processor: Processor, template: CollectionTemplate, start: da
         planned = plan_products(processor, staged, output_collection=out, params=params)
         counts["products"] = len(planned)
         todo = []
+        linked = linked_items(store, out, planned)
         for product in planned:
-            if product_done(store, product, processor):
+            if product_done(store, product, processor, linked):
                 counts["already_processed"] += 1
                 record.items.append(product.item_key)
             else:

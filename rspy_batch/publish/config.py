@@ -31,6 +31,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -167,6 +168,9 @@ def parse_config(data: Any, source: str = "<publish config>") -> PublishConfig:
 
 def normalise_public_url(url: str) -> str:
     """The URL the destination is served at, always ending with ``/``."""
+    if "@" in urlsplit(url).netloc:
+        # Every published document and the browser's config.js would carry it.
+        raise ConfigError("a public URL must not hold credentials (user:password@)")
     if not url.startswith(("http://", "https://")):
         raise ConfigError(f"public URL must be http(s)://…, got {url!r}")
     return url if url.endswith("/") else url + "/"

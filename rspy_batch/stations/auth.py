@@ -219,14 +219,17 @@ def _seconds(value: Any, default: float | None) -> float | None:
 
 
 def error_detail(resp: requests.Response) -> str:
-    """The station's own error text, shortened; callers redact the final message."""
+    """The station's own error text, shortened; callers redact the final message too.
+
+    Redacted before it is cut: a secret the station echoes across the cut would otherwise
+    leave its first part behind, which no longer matches the secret."""
     try:
         body = resp.json()
     except ValueError:
         text = resp.text.strip()
-        return f": {text[:200]}" if text else ""
+        return f": {redact(text)[:200]}" if text else ""
     if isinstance(body, dict):
         for key in ("error_description", "error", "message", "detail"):
             if isinstance(body.get(key), str):
-                return f": {body[key][:200]}"
+                return f": {redact(body[key])[:200]}"
     return ""

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import SplitResult, quote, urlsplit
 
 import requests
 
@@ -55,20 +55,26 @@ class StationHTTPError(StationError):
 class StationSession(requests.Session):
     """A Session that re-sends ``Authorization`` on redirect only to allowed hosts.
 
-    requests keeps the header for same-host redirects and drops it otherwise;
+    requests keeps the header for same-origin redirects and drops it otherwise;
     some stations (e.g. Neustrelitz) redirect downloads to a storage host that
-    needs the same bearer token, so the operator lists it in ``trusted_hosts``.
+    needs the same bearer token, so the operator lists it in ``trusted_hosts``
+    (any port of it). The station's own host is allowed on the station's own port
+    (or the https upgrade of it) only: another port there is another service.
     """
 
-    def __init__(self, allowed_hosts: frozenset[str]) -> None:
+    def __init__(self, allowed_hosts: frozenset[str], *, station_url: str | None = None
+                 ) -> None:
         super().__init__()
         self.allowed_hosts = frozenset(h.lower() for h in allowed_hosts)
+        self.origin = urlsplit(station_url) if station_url else None
 
     def should_strip_auth(self, old_url: str, new_url: str) -> bool:
         old, new = urlsplit(old_url), urlsplit(new_url)
         if old.scheme == "https" and new.scheme != "https":
             return True  # never downgrade a bearer token to clear text
-        return (new.hostname or "").lower() not in self.allowed_hosts
+        if (new.hostname or "").lower() in self.allowed_hosts:
+            return False
+        return self.origin is None or not _same_origin(self.origin, new)
 
     def rebuild_auth(
         self, prepared_request: requests.PreparedRequest, response: requests.Response
@@ -83,7 +89,30 @@ class StationSession(requests.Session):
 
 
 def station_session(station: StationConfig) -> StationSession:
-    return StationSession(frozenset({station.host, *station.trusted_hosts}))
+    return StationSession(frozenset(station.trusted_hosts), station_url=station.url)
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _same_origin(origin: SplitResult, url: SplitResult) -> bool:
+    """Same host and port as the station's root, or its http → https upgrade on the
+    default ports (as requests allows)."""
+    if (url.hostname or "").lower() != (origin.hostname or "").lower():
+        return False
+    port, origin_port = _port(url), _port(origin)
+    if port is None or origin_port is None:
+        return False
+    if url.scheme == origin.scheme:
+        return port == origin_port
+    return (origin.scheme, origin_port, url.scheme, port) == ("http", 80, "https", 443)
+
+
+def _port(parts: SplitResult) -> int | None:
+    try:
+        return parts.port or _DEFAULT_PORTS.get(parts.scheme)
+    except ValueError:  # not a port number: no origin to match
+        return None
 
 
 def entities_from_payload(payload: Any) -> list[dict]:

@@ -281,6 +281,10 @@ def _require_str(raw: dict, key: str, where: str) -> str:
 
 
 def _require_http_url(value: Any, where: str) -> str:
+    if isinstance(value, str) and "@" in urlsplit(value).netloc:
+        # The URL lands in logs, errors and catalog hrefs; secrets belong in *_env keys.
+        raise ConfigError(f"{where} must not hold credentials (user:password@); "
+                          "use the auth section and its *_env keys")
     if not isinstance(value, str) or urlsplit(value).scheme not in ("http", "https"):
         raise ConfigError(f"{where} must be an http(s) URL, got {value!r}")
     if not urlsplit(value).hostname:

@@ -32,7 +32,9 @@ def format_datetime(value: datetime) -> str:
     # local zone would silently shift every window.
     if value.tzinfo is not None:
         value = value.astimezone(UTC)
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    # Not strftime: its %Y does not pad years before 1000 on glibc, which no parser reads.
+    return (f"{value.year:04d}-{value.month:02d}-{value.day:02d}T{value.hour:02d}:"
+            f"{value.minute:02d}:{value.second:02d}.{value.microsecond // 1000:03d}Z")
 
 
 def literal(value: Any) -> str:
@@ -87,10 +89,15 @@ def le(field: str, value: Any) -> str:
 
 
 def in_(field: str, values: Iterable[Any]) -> str:
-    """``field in (v1, v2, ...)``; an empty list is refused since ``in ()`` is invalid."""
+    """``field in (v1, v2, ...)`` (one value: ``field eq v1``); an empty list is refused
+    since ``in ()`` is invalid."""
     rendered = [literal(v) for v in values]
     if not rendered:
         raise ValueError(f"in_({field!r}) needs at least one value")
+    if len(rendered) == 1:
+        # Same meaning, and "x in ('a')" is what odata-query (the simulator's parser)
+        # cannot read: it takes the parentheses for grouping.
+        return f"{field} eq {rendered[0]}"
     return f"{field} in ({', '.join(rendered)})"
 
 
