@@ -82,21 +82,51 @@ PROGRESS = re.compile(r"ingest (\S+) (\S+)\.\.(\S+): (\d+) entities, (\d+) items
 # big parent reports the parent's size. VmHWM belongs to the address space exec made.
 
 HWM_ENV = "RSPY_BENCH_HWM"
-# Imported by every Python child through PYTHONPATH: writes its VmHWM at exit, so that the
-# peak includes its last moments (the 0.5 s samples could miss them).
-SITECUSTOMIZE = f"""import atexit, os
+# Imported by every Python child through PYTHONPATH: at exit it writes its VmHWM (so that
+# the peak includes its last moments, which the 0.5 s samples could miss) and how much it
+# read and wrote through LocalStore: work that grows with the catalog would show there,
+# free of the timing noise of a shared machine.
+SITECUSTOMIZE = """import atexit, json, os
+
+_OPS = {"reads": 0, "read_bytes": 0, "writes": 0, "write_bytes": 0, "lists": 0, "listed": 0}
 
 
-def _write_hwm():
+def _count_store_calls():
+    from rspy_batch.catalog.storage import LocalStore
+
+    read, put, list_ = LocalStore.read, LocalStore.put, LocalStore.list
+
+    def counted_read(self, key):
+        blob = read(self, key)
+        _OPS["reads"] += 1
+        _OPS["read_bytes"] += len(blob.data) if blob else 0
+        return blob
+
+    def counted_put(self, key, data, **kwargs):
+        _OPS["writes"] += 1
+        _OPS["write_bytes"] += len(data)
+        return put(self, key, data, **kwargs)
+
+    def counted_list(self, prefix=""):
+        _OPS["lists"] += 1
+        for key in list_(self, prefix):
+            _OPS["listed"] += 1
+            yield key
+
+    LocalStore.read, LocalStore.put, LocalStore.list = counted_read, counted_put, counted_list
+
+
+def _report():
     with open("/proc/self/status") as fh:
-        kib = next(line.split()[1] for line in fh if line.startswith("VmHWM:"))
-    with open(os.environ["{HWM_ENV}"], "w") as out:
-        out.write(kib)
+        kib = int(next(line.split()[1] for line in fh if line.startswith("VmHWM:")))
+    with open(os.environ["HWM_ENV"], "w") as out:
+        json.dump({"hwm_kib": kib, "store": _OPS}, out)
 
 
-if os.environ.get("{HWM_ENV}"):
-    atexit.register(_write_hwm)
-"""
+if os.environ.get("HWM_ENV"):
+    _count_store_calls()
+    atexit.register(_report)
+""".replace("HWM_ENV", HWM_ENV)
 
 
 def vm_hwm(pid: int | str = "self") -> int:
@@ -116,7 +146,7 @@ def hook_env(work: Path, name: str) -> dict[str, str]:
         hook.mkdir(exist_ok=True)
         (hook / "sitecustomize.py").write_text(SITECUSTOMIZE)
     path = os.pathsep.join(p for p in (str(hook), os.environ.get("PYTHONPATH")) if p)
-    return {"PYTHONPATH": path, HWM_ENV: str(work / f"{name}.hwm")}
+    return {"PYTHONPATH": path, HWM_ENV: str(work / f"{name}.exit.json")}
 
 
 # ------------------------------------------------------------ the simulator, in a child
@@ -179,6 +209,7 @@ class IngestRun:
     wall_s: float
     cpu_s: float  # user + system, from wait4
     peak_rss: int  # bytes, VmHWM at exit
+    store: dict[str, int]  # LocalStore calls and bytes (SITECUSTOMIZE)
     samples: list[tuple[float, int, int]] = field(default_factory=list)  # (t, written, rss)
     records: list[dict] = field(default_factory=list)
 
@@ -239,9 +270,9 @@ def run_ingest(catalog: Path, sim: SimProcess, start: datetime, stop: datetime,
     if proc.returncode not in (0, 3):  # 3: done, with rejected entities
         sys.exit(f"ingest failed ({proc.returncode}); log: {log}\n"
                  + log.read_text(errors="replace")[-3000:])
-    hwm_file = Path(hwm[HWM_ENV])
-    peak = int(hwm_file.read_text()) * 1024 if hwm_file.exists() else sampled_hwm
-    return IngestRun(command, wall, usage.ru_utime + usage.ru_stime, peak, samples,
+    at_exit = json.loads(Path(hwm[HWM_ENV]).read_text())
+    return IngestRun(command, wall, usage.ru_utime + usage.ru_stime,
+                     max(at_exit["hwm_kib"] * 1024, sampled_hwm), at_exit["store"], samples,
                      read_records(catalog, start, stop))
 
 
@@ -342,7 +373,7 @@ def build(args: argparse.Namespace, work: Path, catalog: Path) -> tuple[list, li
           f"{args.slices} slices; the ingest CLI's imports alone: {mib(imports_rss())}")
     print(f"{'slice':>5} {'weeks':>17} {'sim entities':>12} {'sim build':>9} "
           f"{'added':>8} {'catalog':>9} {'wall':>7} {'items/s':>7} {'ingest peak RSS':>15} "
-          f"{'RSS 10%/end':>17} {'sim peak':>9} {'load':>14}")
+          f"{'RSS 10%/end':>17} {'read B/item':>11} {'sim peak':>9} {'load':>14}")
     for k, (s, e) in enumerate(slices(WEEKS, args.slices)):
         sim = start_simulator(s - LEAD, e, scale, 1000 + k, work / f"sim-{k}")
         run = run_ingest(catalog, sim, s, e, work / f"ingest-{k}.log")
@@ -358,7 +389,8 @@ def build(args: argparse.Namespace, work: Path, catalog: Path) -> tuple[list, li
         rows.append((k, s, e, run, size, sim_peak))
         print(f"{k:>5} {s:%Y-%m-%d}..{e:%m-%d} {entities:>12,} {sim.build_s:>8.1f}s "
               f"{run.added:>8,} {size:>9,} {run.wall_s:>6.0f}s {run.added / run.wall_s:>7,.0f} "
-              f"{mib(run.peak_rss):>15} {mib(head):>8}/{mib(tail):>8} {mib(sim_peak):>9} "
+              f"{mib(run.peak_rss):>15} {mib(head):>8}/{mib(tail):>8} "
+              f"{run.store['read_bytes'] / max(run.added, 1):>11,.0f} {mib(sim_peak):>9} "
               f"{load():>14}", flush=True)
     return rows, curve
 
@@ -383,11 +415,17 @@ def add(args: argparse.Namespace, work: Path, catalog: Path) -> list[tuple[str, 
             runs.append((name, run))
             print(f"  week {s:%Y-%m-%d} into {name:>5}: {run.added:>7,} added, "
                   f"wall {run.wall_s:6.2f} s, in ingest_window {run.ingest_s:6.2f} s, "
-                  f"CPU {run.cpu_s:6.2f} s, peak RSS {mib(run.peak_rss)}, load {load()}",
-                  flush=True)
+                  f"CPU {run.cpu_s:6.2f} s, peak RSS {mib(run.peak_rss)}, load {load()}; "
+                  f"{store_line(run.store)}", flush=True)
         shutil.rmtree(work / f"empty-{r}")
     sim.stop()
     return runs
+
+
+def store_line(ops: dict[str, int]) -> str:
+    return (f"store: {ops['reads']:,} reads ({ops['read_bytes'] / 1e6:.1f} MB), "
+            f"{ops['writes']:,} writes ({ops['write_bytes'] / 1e6:.1f} MB), "
+            f"{ops['lists']} lists ({ops['listed']} keys)")
 
 
 def report(args: argparse.Namespace, catalog: Path, rows: list, curve: list,
@@ -435,6 +473,13 @@ def report(args: argparse.Namespace, catalog: Path, rows: list, curve: list,
         print(f"  ratio big / empty, {what:>16}: {med(big, attr) / med(empty, attr):.2f} "
               f"(medians); per week {statistics.median(paired):.2f} median, "
               f"{paired[0]:.2f}..{paired[-1]:.2f}")
+    totals = {name: {k: sum(x.store[k] for x in group) for k in big[0].store}
+              for name, group in (("big", big), ("empty", empty))}
+    for name in totals:
+        print(f"  {name:>5}, all {len(big)} weeks: {store_line(totals[name])}")
+    print("  ratio big / empty of store work: " + ", ".join(
+        f"{k} {totals['big'][k] / totals['empty'][k]:.3f}"
+        for k in ("reads", "read_bytes", "writes", "write_bytes") if totals["empty"][k]))
     empty_wall = statistics.median(x.added / x.wall_s for x in empty)
     empty_in = statistics.median(x.added / x.ingest_s for x in empty)
     print(f"  build items/s / items/s into an empty catalog: wall "
