@@ -98,6 +98,7 @@ def test_adding_a_day_touches_only_its_ancestors(store: Store) -> None:
     after = snapshot(store)
     touched = {k for k in after if after[k] != before.get(k)}
     assert touched == {f"coll/2026/01/05/{new['id']}/{new['id']}.json",
+                       f"_rspy/ids/coll/{new['id']}.json",  # where the new item is
                        "coll/2026/01/05/catalog.json", "coll/2026/01/catalog.json",
                        "coll/collection.json"}  # the extent grew; root and year untouched
 
@@ -161,7 +162,7 @@ def test_crash_after_item_write_leaves_orphan_not_broken_link(tmp_path: Path) ->
 def test_unsafe_item_ids_are_refused(tmp_path: Path) -> None:
     writer = CatalogWriter(LocalStore(tmp_path / "c"))
     writer.ensure_collection(COLLECTION)
-    for bad in ("../evil", "a/b", "x\x00y", "..", "a" * 300):
+    for bad in ("../evil", "a/b", "x\x00y", "..", "a" * 300, "catalog.json", "collection.json"):
         item = make_item(1)
         item["id"] = bad
         with pytest.raises(ValueError):

@@ -10,6 +10,7 @@ own folder, date sub-catalogs so no catalog lists more than a day of items)::
     <collection>/<YYYY>/<MM>/<DD>/catalog.json
     <collection>/<YYYY>/<MM>/<DD>/<item id>/<item id>.json
     _rspy/runs/<stage>/<collection>/<window>.json      run records (not STAC)
+    _rspy/ids/<collection>/<item id>.json              where each item is filed (not STAC)
 
 All functions here are pure: keys in, keys or hrefs out.
 """
@@ -22,10 +23,14 @@ from datetime import UTC, datetime
 
 ROOT = "catalog.json"
 RECORDS_PREFIX = "_rspy/runs"
+IDS_PREFIX = "_rspy/ids"
 
 # Item and collection ids become folder names: no separators, no dot-segments, no control
 # characters, bounded length. Station names are untrusted input.
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,199}$")
+# An item folder sits beside its day's catalog.json, a collection folder beside the root
+# catalog.json: on a file system one name cannot be both a file and a folder.
+RESERVED_NAMES = frozenset({"catalog.json", "collection.json"})
 
 
 def unsafe_id_reason(value: str) -> str | None:
@@ -42,6 +47,8 @@ def unsafe_id_reason(value: str) -> str | None:
         return f"name of {len(value)} characters is longer than 200"
     if not _SAFE_ID.match(value):
         return f"name {value!r} has characters outside [A-Za-z0-9._-]"
+    if value in RESERVED_NAMES:
+        return f"name {value!r} is reserved for the catalog's own documents"
     return None
 
 
@@ -80,6 +87,11 @@ def item_day(key: str) -> datetime | None:
         return datetime(int(parts[1]), int(parts[2]), int(parts[3]), tzinfo=UTC)
     except ValueError:
         return None
+
+
+def id_key(collection_id: str, item_id: str) -> str:
+    """The id index entry of an item: which key holds it (see :class:`CatalogWriter`)."""
+    return f"{IDS_PREFIX}/{collection_id}/{item_id}.json"
 
 
 def record_key(stage: str, collection_id: str, window_id: str) -> str:

@@ -11,8 +11,16 @@ catalog through :class:`CatalogWriter`. Three rules make it safe:
    nobody changed it in between (:meth:`Store.put` with ``expect``); a lost race re-reads
    and re-applies the change, so concurrent writers never lose each other's updates.
 3. **Touch only what changes.** An object whose new content equals what is stored is not
-   written; adding items rewrites those items, their day catalogs and, when they gain a
-   child or the extent grows, the month, year and collection above them. Nothing else.
+   written; adding items writes those items and their id index entries, their day
+   catalogs and, when they gain a child or the extent grows, the month, year and
+   collection above them. Nothing else.
+
+An item is filed under the day of its datetime, so an update that moves the datetime to
+another day files it elsewhere. The id index (``_rspy/ids/<collection>/<id>.json``) says
+where each item is, and is written *before* the item: it names the new key and keeps every
+earlier key as ``stale`` until that copy is unlinked and deleted. A crash at any point
+therefore leaves the next run (of any datetime) a list of every copy it has to retire,
+and an item is never unreachable: the new copy is linked before the old one is unlinked.
 """
 
 from __future__ import annotations
@@ -151,22 +159,31 @@ class CatalogWriter:
         """Add or update items of one collection; return which were added/updated/unchanged.
 
         The collection must exist (:meth:`ensure_collection`). ``merge(existing, new)``
-        decides what an update keeps of the stored item (e.g. ingest keeps staged hrefs).
+        decides what an update keeps of the stored item (e.g. ingest keeps staged hrefs);
+        for an item that moved to another day, ``existing`` is its copy on the old day.
         """
         placed = [self._place(collection_id, item) for item in items]
         result = UpsertResult()
         if not placed:
             return result
-        if self.workers > 1 and len(placed) > 1:
-            # Threads pay off where each write waits on the network (S3).
-            with ThreadPoolExecutor(max_workers=self.workers) as pool:
-                outcomes = list(pool.map(lambda kv: self._write_item(*kv, merge), placed))
-        else:
-            outcomes = [self._write_item(key, item, merge) for key, item in placed]
+        stale = self._map(lambda kv: self._claim(collection_id, *kv), placed)
+        outcomes = self._map(lambda args: self._write_item(*args, merge),
+                             [(key, item, old) for (key, item), old in zip(placed, stale,
+                                                                          strict=True)])
         for (_key, item), outcome in zip(placed, outcomes, strict=True):
             getattr(result, outcome).append(item["id"])
         self._link_items(collection_id, placed)
+        moved = [(key, item, old) for (key, item), old in zip(placed, stale, strict=True) if old]
+        if moved:
+            self._retire(collection_id, moved)
         return result
+
+    def _map(self, fn: Callable[[Any], Any], args: list[Any]) -> list[Any]:
+        if self.workers > 1 and len(args) > 1:
+            # Threads pay off where each call waits on the network (S3).
+            with ThreadPoolExecutor(max_workers=self.workers) as pool:
+                return list(pool.map(fn, args))
+        return [fn(a) for a in args]
 
     def _place(self, collection_id: str, item: Doc) -> tuple[str, Doc]:
         reason = layout.unsafe_id_reason(item["id"])
@@ -189,17 +206,71 @@ class CatalogWriter:
         ]
         return key, doc
 
-    def _write_item(self, key: str, item: Doc, merge: Merge) -> str:
+    def _claim(self, cid: str, key: str, item: Doc) -> list[str]:
+        """Point the id index at ``key`` before the item is written there; return the keys
+        of the item's earlier copies, which are to be retired once it is linked at ``key``.
+        """
+        def change(current: Doc | None) -> Doc:
+            if current is None:
+                return {"key": key}
+            old = [k for k in [*current.get("stale", []), current.get("key")]
+                   if _is_item_key(cid, item["id"], k) and k != key]
+            return {"key": key, "stale": list(dict.fromkeys(old))} if old else {"key": key}
+
+        entry = self.update(layout.id_key(cid, item["id"]), change) or {}
+        return list(entry.get("stale", []))
+
+    def _write_item(self, key: str, item: Doc, stale: list[str], merge: Merge) -> str:
         outcome = "unchanged"
+        # What the item had where it was filed last: the base of an update that moves it.
+        before = next((doc for k in reversed(stale)
+                       if (doc := _read_doc(self.store, k)) is not None), None)
 
         def change(current: Doc | None) -> Doc:
             nonlocal outcome
-            new = merge(current, item)
-            outcome = "added" if current is None else ("unchanged" if new == current else "updated")
+            base = current if current is not None else before
+            new = merge(base, item)
+            outcome = ("added" if base is None else
+                       "unchanged" if new == current else "updated")
             return new
 
         self.update(key, change)
         return outcome
+
+    def _retire(self, cid: str, moved: list[tuple[str, Doc, list[str]]]) -> None:
+        """Unlink and delete the earlier copies of items now linked at their new key, then
+        clear them from the id index. Each step is idempotent, so a re-run after a crash
+        anywhere here finishes the job."""
+        by_day: dict[str, set[str]] = defaultdict(set)
+        for _key, _item, stale in moved:
+            for old in stale:
+                by_day[_day_of(old)].add(old)
+        for day, olds in sorted(by_day.items()):
+            self._unlink_items(day, olds)
+        self._map(self.store.delete, sorted({old for olds in by_day.values() for old in olds}))
+
+        def settle(args: tuple[str, Doc, list[str]]) -> None:
+            key, item, stale = args
+
+            def change(current: Doc | None) -> Doc | None:
+                if current is None or current.get("key") != key:
+                    return None  # another writer moved it on; its run retires the rest
+                left = [k for k in current.get("stale", []) if k not in stale]
+                return {"key": key, "stale": left} if left else {"key": key}
+
+            self.update(layout.id_key(cid, item["id"]), change)
+
+        self._map(settle, moved)
+
+    def _unlink_items(self, day: str, keys: set[str]) -> None:
+        def change(current: Doc | None) -> Doc | None:
+            if current is None:
+                return None
+            links = [lk for lk in current["links"] if not (
+                lk["rel"] == "item" and layout.resolve_href(day, lk["href"]) in keys)]
+            return {**current, "links": links}
+
+        self.update(day, change)
 
     def _link_items(self, collection_id: str, placed: list[tuple[str, Doc]]) -> None:
         days: dict[tuple[str, str, str], list[tuple[str, Doc]]] = defaultdict(list)
@@ -311,6 +382,24 @@ def _dedupe_links(links: list[Doc]) -> list[Doc]:
     for lk in links:
         seen.setdefault((lk["rel"], lk["href"]), lk)
     return list(seen.values())
+
+
+def _is_item_key(cid: str, item_id: str, key: object) -> bool:
+    """Whether ``key`` (read from the id index, so not trusted) is where ``item_id`` of
+    ``cid`` can be filed: only such keys are ever deleted."""
+    if not isinstance(key, str) or layout.item_day(key) is None:
+        return False
+    parts = key.split("/")
+    return parts[0] == cid and parts[4] == item_id and parts[5] == f"{item_id}.json"
+
+
+def _day_of(item_key: str) -> str:
+    return item_key.rsplit("/", 2)[0] + "/catalog.json"
+
+
+def _read_doc(store: Store, key: str) -> Doc | None:
+    blob = store.read(key)
+    return loads(blob.data) if blob else None
 
 
 def _catalog_title(cid: str, key: str) -> str:
