@@ -11,6 +11,7 @@ month is known to be current (``index`` = digest over the month's item digests).
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +20,8 @@ from rspy_batch.catalog.jsonio import loads
 from rspy_batch.catalog.storage import Store
 from rspy_batch.catalog.writer import CatalogWriter
 from rspy_batch.publish import paths
+
+_MONTH_FILE = re.compile(r"\d{4}-\d{2}\.json")
 
 Entry = dict[str, Any]
 """``{"key", "digest", "day", "bbox", "interval", "summary", "signed"?, "expires"?}``"""
@@ -50,7 +53,7 @@ def load_months(store: Store, prefix: str) -> dict[tuple[str, str], Month]:
     folder = paths.manifest_prefix(prefix) + "/"
     for key in store.list(paths.manifest_prefix(prefix)):
         name = key.rsplit("/", 1)[-1]
-        if not name.endswith(".json") or "/" in key[len(folder):]:
+        if not _MONTH_FILE.fullmatch(name) or "/" in key[len(folder):]:
             continue
         year, _, month = name[:-5].partition("-")
         blob = store.read(key)
@@ -75,6 +78,24 @@ def save_month(writer: CatalogWriter, prefix: str, month: Month,
 
     stored = writer.update(paths.manifest_key(prefix, month.year, month.month), change) or {}
     return Month(month.year, month.month, dict(stored.get("items", {})), stored.get("index"))
+
+
+def months_to_sweep(store: Store, prefix: str) -> set[tuple[str, str]]:
+    """Months a run withdrew or moved items in and may not have swept (it crashed)."""
+    blob = store.read(paths.sweep_key(prefix))
+    return {(y, m) for y, m in loads(blob.data)["months"]} if blob else set()
+
+
+def mark_sweep(writer: CatalogWriter, prefix: str, add: set[tuple[str, str]] = frozenset(),
+               done: set[tuple[str, str]] = frozenset()) -> None:
+    """Record months to sweep before the manifests forget what is to be deleted there
+    (``add``); forget them once swept (``done``)."""
+    def change(current: dict | None) -> dict | None:
+        months = {tuple(ym) for ym in (current or {}).get("months", [])}
+        new = (months | set(add)) - set(done)
+        return None if new == months else {"months": sorted(new)}
+
+    writer.update(paths.sweep_key(prefix), change)
 
 
 def known_prefixes(store: Store) -> set[str]:

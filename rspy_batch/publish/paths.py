@@ -11,6 +11,8 @@
     <owner>/private/<cid>/…               public tree; its collections live below it
     browser/                              STAC Browser
     _rspy/publish/<collection prefix>/<YYYY>-<MM>.json   what was published (manifests)
+    _rspy/publish/<collection prefix>/sweep.json         months whose unlinked files are
+                                                         still to be deleted
 
 Below the collection, keys are the working catalog's with the collection id replaced by
 the collection prefix, so :mod:`rspy_batch.catalog.layout` computes them.
@@ -52,6 +54,10 @@ def manifest_prefix(prefix: str) -> str:
 
 def manifest_key(prefix: str, year: str, month: str) -> str:
     return f"{MANIFEST_PREFIX}/{prefix}/{year}-{month}.json"
+
+
+def sweep_key(prefix: str) -> str:
+    return f"{MANIFEST_PREFIX}/{prefix}/sweep.json"
 
 
 def relocate(source_key: str, collection_id: str, prefix: str) -> str:

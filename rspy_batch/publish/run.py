@@ -6,15 +6,19 @@ working catalog), in the order a reader may follow links:
 1. items of the window, made public (:mod:`.documents`, :mod:`.assets`), checked by the
    leak guard, their copies (thumbnails) written first, then the item, and only when its
    published bytes would change (digest in the month manifest);
-2. the month manifests (compare-and-swap, merged with a concurrent publisher's);
-3. day, month and year catalogs regenerated from the manifests, linking exactly the
-   published items;
+2. items that left the window's days or moved to another month are withdrawn (see 6);
+3. day, month and year catalogs regenerated from the months' entries, linking exactly the
+   published items, then the month manifests (compare-and-swap, merged with a concurrent
+   publisher's, whose items are then linked too): a withdrawn item is unlinked before
+   its manifest forgets it;
 4. the stac-geoparquet index of each month whose items changed;
 5. the collection (extent and summaries of the published items), then the version links
    of the collections of its version series (``latest-version``, ``predecessor-version``,
    ``successor-version``), its own included, rewritten to where each sibling is published
    and readable by the same readers, or dropped: whichever of two versions is published
-   last links both ways.
+   last links both ways;
+6. the sweep: files of the rewritten months that nothing links any more (withdrawn items'
+   folders, emptied day, month and year catalogs) are deleted.
 
 Then the owner catalogs and the root, so a collection appears there only once it is whole.
 A crash anywhere leaves at worst unlinked files; a re-run rewrites what is missing and
@@ -27,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import mimetypes
+import posixpath
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -49,7 +54,14 @@ from rspy_batch.publish import documents, paths
 from rspy_batch.publish.assets import Copy, plan_assets
 from rspy_batch.publish.config import RESERVED_NAMES, Placement, PublishConfig
 from rspy_batch.publish.guard import Needle, find_leaks
-from rspy_batch.publish.manifest import Month, known_prefixes, load_months, save_month
+from rspy_batch.publish.manifest import (
+    Month,
+    known_prefixes,
+    load_months,
+    mark_sweep,
+    months_to_sweep,
+    save_month,
+)
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +176,7 @@ def _publish_one(pub: Publication, targets: list[Target], target: Target,
     w0, w1 = (start or ALL_TIME[0]), (stop or ALL_TIME[1])
     record = RunRecord(STAGE, target.collection_id, iso(w0), iso(w1), started=now())
     counts = dict.fromkeys(("items", "published", "unchanged", "rejected", "hrefs_withheld",
-                            "files_copied"), 0)
+                            "files_copied", "withdrawn", "files_deleted"), 0)
     result = CollectionResult(target.collection_id, record, counts)
     try:
         # Two publishers of one collection regenerate the same sub-catalogs and index
@@ -196,6 +208,7 @@ class _CollectionRun:
         # Published documents of this run, so a month's index need not read them back;
         # bounded, so a publish of millions of items stays within memory.
         self._docs: dict[str, Doc] = {}
+        self._rekeyed: set[tuple[str, str]] = set()  # months where an item changed day
 
     def run(self, start: datetime | None, stop: datetime | None) -> None:
         source_collection = reader.read_json(self.pub.source, layout.collection_key(self.cid))
@@ -205,20 +218,47 @@ class _CollectionRun:
         months = load_months(self.pub.dest, self.prefix)
         changed: dict[tuple[str, str], set[str]] = defaultdict(set)
         window_months: set[tuple[str, str]] = set()
+        placed: dict[str, tuple[str, str]] = {}  # item id → the month it is published in
         for src_key, item, dt in self._window_items(start, stop):
             self.counts["items"] += 1
             y, m, _ = layout.day_parts(dt)
             window_months.add((y, m))
+            placed[item["id"]] = (y, m)
             month = months.setdefault((y, m), Month(y, m))
             if self._publish_item(src_key, item, dt, month):
                 changed[(y, m)].add(item["id"])
-        for ym in sorted(window_months):
+        gone = self._gone(months, placed, start, stop)
+        for ym, ids in gone.items():
+            for item_id in ids:
+                del months[ym].items[item_id]
+            changed[ym] |= ids
+            self.counts["withdrawn"] += len(ids)
+        touched = window_months | set(gone)
+        # Before the manifests forget withdrawn or moved items, note where their files are:
+        # a run that crashes before its sweep leaves the next one that list.
+        mark_sweep(self.writer, self.prefix, add=self._rekeyed | set(gone))
+        # Branches are rewritten before the manifests forget withdrawn items: after a crash
+        # in between, the next run finds them in the manifests again.
+        self._write_tree(months, touched)
+        merged = set()
+        for ym in sorted(touched):
             if changed[ym]:
+                ours = months[ym].items
                 months[ym] = save_month(self.writer, self.prefix, months[ym], changed[ym])
-        self._write_tree(months, window_months)
-        for ym in sorted(window_months):
+                if months[ym].items != ours:
+                    merged.add(ym)  # a concurrent publisher's entries: link them too
+        self._write_tree(months, merged)
+        # Every month, not just those touched: a crash may have left another's index behind
+        # its manifest (the check is in memory, the write only where they differ).
+        for ym in sorted(months):
             self._write_index(months, ym)
         self._write_collection(source_collection, months)
+        # Limited to some items (a campaign's window), a run sweeps only where it (or a
+        # run that crashed) moved or withdrew something; a whole window is swept.
+        swept = months_to_sweep(self.pub.dest, self.prefix)
+        self._sweep(months, (window_months if self.only is None else self._rekeyed)
+                    | set(gone) | swept)
+        mark_sweep(self.writer, self.prefix, done=self._rekeyed | set(gone) | swept)
         self._relink_versions(source_collection)
 
     def pending(self, start: datetime | None, stop: datetime | None) -> int:
@@ -226,20 +266,72 @@ class _CollectionRun:
         when the collection is not yet linked from its parent (nothing is written)."""
         months = load_months(self.pub.dest, self.prefix)
         todo = 0
+        placed: dict[str, tuple[str, str]] = {}
         for src_key, item, dt in self._window_items(start, stop):
             key = layout.item_key(self.prefix, item["id"], dt)
+            y, m, _ = layout.day_parts(dt)
+            placed[item["id"]] = (y, m)
             try:
                 doc, _ = self._item_doc(src_key, item, key, _placeholder_presigner)
             except ValueError:
                 todo += 1
                 continue
-            y, m, _ = layout.day_parts(dt)
             entry = months.get((y, m), Month(y, m)).items.get(item["id"])
             if not _is_current(entry, hashlib.sha256(dumps(doc)).hexdigest()):
                 todo += 1
+        todo += sum(len(ids) for ids in self._gone(months, placed, start, stop).values())
+        # a run killed between a manifest and its index: the index is behind
+        todo += sum(1 for month in months.values() if month.index != month.items_digest()
+                    and (month.items or month.index is not None))
         parent = paths.parent_key(self.target.owner, self.target.public)
         linked = layout.collection_key(self.prefix) in _child_keys(self.pub.dest, parent)
         return todo + (0 if linked else 1)
+
+    # -- items that left: moved to another month, or no longer in the working catalog --
+
+    def _gone(self, months: dict[tuple[str, str], Month], placed: dict[str, tuple[str, str]],
+              start: datetime | None, stop: datetime | None) -> dict[tuple[str, str], set[str]]:
+        """Published entries to withdraw, per month: an item now published in another
+        month (its datetime moved), and, unless the run is limited to some items, an item
+        of a day inside the window that the working catalog no longer has there."""
+        gone: dict[tuple[str, str], set[str]] = defaultdict(set)
+        for ym, month in months.items():
+            for item_id, entry in month.items.items():
+                if item_id in placed:
+                    if placed[item_id] != ym:
+                        gone[ym].add(item_id)
+                elif self.only is None and _day_within(ym, entry["day"], start, stop):
+                    gone[ym].add(item_id)
+        return dict(gone)
+
+    def _sweep(self, months: dict[tuple[str, str], Month], touched: set[tuple[str, str]]
+               ) -> None:
+        """Delete what the rewritten branches of ``touched`` months no longer link: the
+        folders of items withdrawn or moved to another day, emptied day, month and year
+        catalogs. Only after the catalogs above stopped linking them."""
+        p = self.prefix
+        for y, m in sorted(touched):
+            month = months.get((y, m)) or Month(y, m)
+            folders = {posixpath.dirname(f"{p}/{e['key']}") for e in month.items.values()}
+            days = {e["day"] for e in month.items.values()}
+            base = f"{p}/{y}/{m}/"
+            doomed = []
+            for key in self.pub.dest.list(base.rstrip("/")):
+                parts = key[len(base):].split("/")
+                if parts == ["catalog.json"]:
+                    if not month.items:
+                        doomed.append(key)
+                elif len(parts) == 2 and parts[1] == "catalog.json":
+                    if parts[0] not in days:
+                        doomed.append(key)
+                elif len(parts) >= 3 and f"{base}{parts[0]}/{parts[1]}" not in folders:
+                    doomed.append(key)
+            for key in doomed:
+                self.pub.dest.delete(key)
+            self.counts["files_deleted"] += len(doomed)
+        for y in sorted({y for y, _ in touched}):
+            if not any(month.items for (yy, _), month in months.items() if yy == y):
+                self.pub.dest.delete(layout.year_key(p, y))
 
     # -- items ---------------------------------------------------------------------
 
@@ -291,6 +383,8 @@ class _CollectionRun:
         self.pub.dest.put(key, data)
         self._remember(key, doc)
         self.counts["published"] += 1
+        if entry is not None and f"{self.prefix}/{entry['key']}" != key:
+            self._rekeyed.add((month.year, month.month))
         month.items[item["id"]] = _entry(doc, key, self.prefix, digest, plan.presigned,
                                          self.pub.config)
         return True
@@ -565,6 +659,14 @@ def _merge_catalog(writer: CatalogWriter, key: str, children: list[tuple[str, st
         return build(sorted(kids.items()))
 
     writer.update(key, change)
+
+
+def _day_within(ym: tuple[str, str], day: str, start: datetime | None,
+                end: datetime | None) -> bool:
+    """Whether the whole UTC day lies in ``[start, end)``: only then does a window's
+    listing of the working catalog say everything about it."""
+    first = datetime(int(ym[0]), int(ym[1]), int(day), tzinfo=UTC)
+    return (start is None or first >= start) and (end is None or first + timedelta(days=1) <= end)
 
 
 def _child_keys(store: Store, key: str) -> set[str]:
