@@ -45,10 +45,11 @@ bench-campaign: $(STAMP)
 bench-scale: $(STAMP)
 	$(BIN)/python bench/scale.py
 
-# The chaos test at its full count (CI runs fewer iterations of the same test).
+# The chaos test at its full count (CI runs fewer iterations of the same test); -s shows
+# each iteration's seed and where its kills landed.
 CHAOS_ITERATIONS ?= 20
 chaos: $(STAMP)
-	RSPY_CHAOS_ITERATIONS=$(CHAOS_ITERATIONS) $(BIN)/pytest -q tests/test_chaos.py
+	RSPY_CHAOS_ITERATIONS=$(CHAOS_ITERATIONS) $(BIN)/pytest -q -s tests/test_chaos.py
 
 # Dependency audit (SECURITY.md, "Dependency audit"). pip-audit runs from a throwaway venv so
 # that neither it nor its own dependencies ever enter .venv. --strict makes a package that
