@@ -64,7 +64,27 @@ def window_options(command: Callable) -> Callable:
     return command
 
 
-@click.group()
+class _Main(click.Group):
+    """Every command: an explainable failure (configuration, an S3 endpoint, bucket or
+    credentials that no retry mends) exits 1 with one sentence, wherever it is raised;
+    botocore's traceback would bury the reason."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        from rspy_batch.s3 import explain
+
+        try:
+            return super().invoke(ctx)
+        except RspyError as exc:
+            _fail(exc)
+        except Exception as exc:
+            message = explain(exc)
+            if message is None:
+                raise
+            _fail(RspyError(message))
+        return None  # unreachable: _fail exits
+
+
+@click.group(cls=_Main)
 @click.version_option(__version__)
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
 def main(verbose: int) -> None:
@@ -92,7 +112,7 @@ def ingest(collections: tuple[str, ...], start: str, stop: str, catalog: str, st
     from tasks.ingest import Ingest
 
     ids, windows, (t0, t1) = _plan(collections, start, stop, stations, templates)
-    store = open_store(catalog)
+    store = open_store(catalog, check=True)
     if force:
         for cid, wins in windows.items():
             for s, e in wins:
@@ -135,7 +155,8 @@ def stage(collections: tuple[str, ...], start: str, stop: str, catalog: str, sta
     from tasks.stage import StageWindow
 
     ids, windows, _ = _plan(collections, start, stop, stations, templates)
-    store = open_store(catalog)
+    store = open_store(catalog, check=True)
+    open_store(staging, check=True)
     err.print(f"Staging {len(ids)} collection(s) into {staging}")
     # The windows, not the Stage wrapper: a window with failed files is recorded, and the
     # wrapper would turn that into a scheduling failure instead of exit code 3.
@@ -191,6 +212,8 @@ def process(collections: tuple[str, ...], start: str, stop: str, catalog: str, s
     if output_collection and len(ids) > 1:
         raise click.UsageError("--output-collection needs exactly one --collection")
     parsed = dict(_parse_param(p) for p in params)
+    store = open_store(catalog, check=True)
+    open_store(staging, check=True)
     err.print(f"Processing {len(ids)} collection(s) with {processor}; products into {staging}")
     tasks = [ProcessWindow(collection=cid, start=iso(s), stop=iso(e), catalog=catalog,
                            stations=stations, templates=templates, staging=staging,
@@ -200,7 +223,6 @@ def process(collections: tuple[str, ...], start: str, stop: str, catalog: str, s
                            dask_scheduler=dask_scheduler)
              for cid, wins in windows.items() for s, e in wins]
     status = orun.build(tasks, workers=1, scheduler_url=scheduler_url)
-    store = open_store(catalog)
     records = [r for task in tasks
                if (r := read_record(store, "process", task.settings().output_collection
                                     or f"{task.collection}-{processor}", task.start,
@@ -262,6 +284,8 @@ def publish(catalog: str, stations: str, staging: str, to: str, public_url: str 
                                    plan_targets(pub.source, config), config, owner=owner)
             click.echo(json.dumps(policy, indent=2))
             return
+        open_store(catalog, check=True)
+        open_store(to, check=True)
         err.print(f"Publishing {catalog} to {to}")
         with _progress() as report:
             outcome = publish_catalog(catalog, to, config=config, public_url=public_url,
@@ -393,7 +417,7 @@ def validate(catalog: str, no_schemas: bool) -> None:
     """Validate the whole catalog offline (STAC + extension schemas, links, tree)."""
     from rspy_batch.catalog.validate import validate_catalog
 
-    store = open_store(catalog)
+    store = open_store(catalog, check=True)
     report = validate_catalog(store, schemas=not no_schemas)
     for error in report.errors[:200]:
         err.print(f"[red]error[/red] {redact(error)}", markup=True, highlight=False)
@@ -417,7 +441,7 @@ def validate(catalog: str, no_schemas: bool) -> None:
 def status(catalog: str, stage: str | None, collection: str | None, show_rejected: bool,
            windows: bool) -> None:
     """Show what each stage did per collection and window, from the run records."""
-    store = open_store(catalog)
+    store = open_store(catalog, check=True)
     records = [r for r in iter_records(store, stage)
                if collection is None or r.collection == collection]
     if not records:

@@ -230,24 +230,6 @@ def fake_browser_cache(cache: Path) -> Path:
 
 # -- running the command line ------------------------------------------------------------
 
-#: Runs the real command line with botocore's retries cut to one attempt: a refused
-#: endpoint otherwise costs minutes of backoff (8 attempts, per call).
-FAST_FAIL_SHIM = """
-import sys
-import botocore.config as bc
-_Config = bc.Config
-class Config(_Config):
-    def __init__(self, *args, **kwargs):
-        if "retries" in kwargs:
-            kwargs["retries"] = {"max_attempts": 1, "mode": "standard"}
-        super().__init__(*args, **kwargs)
-bc.Config = Config
-from rspy_batch.cli import main
-sys.argv[0] = "rspy-batch"
-main()
-"""
-
-
 @dataclass
 class Run:
     """One command line run: what it was for, its arguments and everything it printed."""
@@ -258,7 +240,6 @@ class Run:
     returncode: int | None = None
     stdout: str = ""
     stderr: str = ""
-    fast_fail: bool = False
     seconds: float = 0.0
 
     @property
@@ -266,8 +247,6 @@ class Run:
         return self.stdout + self.stderr
 
     def command(self) -> list[str]:
-        if self.fast_fail:
-            return [sys.executable, "-c", FAST_FAIL_SHIM, *self.args]
         return [sys.executable, "-m", "rspy_batch", *self.args]
 
 

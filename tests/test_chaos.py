@@ -48,7 +48,7 @@ from rspy_batch.catalog.records import COMPLETE, RunRecord, read_record, write_r
 from rspy_batch.catalog.storage import Blob, LocalStore, S3Store, open_store
 from rspy_batch.catalog.validate import validate_catalog
 from rspy_batch.catalog.writer import CatalogWriter
-from rspy_batch.errors import ConflictError
+from rspy_batch.errors import ConfigError, ConflictError
 from rspy_batch.mapping.common import iso
 from rspy_batch.orchestration import retcodes
 from rspy_batch.processing import stac
@@ -193,6 +193,25 @@ def test_s3_store_conditional_write_whose_answer_was_lost_succeeds(
         with pytest.raises(ConflictError):  # a lost race is still one
             store.put("doc.json", b"three", expect=None)
     assert proxy.counts["reset"] == 2 and proxy.applied == 2
+
+
+def test_a_store_check_rides_out_transient_faults(s3_server: str, s3_bucket: str,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A command's store check gives up quickly only on a refused connection: a 503 on
+    both of its quick attempts is asked again with the working client's retries, so a
+    fault does not end a run; a missing bucket is named, once."""
+    def twice(kind: str, line: str) -> None:
+        if proxy.counts["http-503"] >= 2:
+            proxy.enabled = False
+
+    with FaultProxy(s3_server, seed=4, faults=ProxyFaults(http_503=1.0),
+                    on_fault=twice) as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+        open_store(f"s3://{s3_bucket}/cat", check=True)
+        assert proxy.counts["http-503"] == 2 and proxy.requests == 3
+        with pytest.raises(ConfigError, match=f"bucket 'no-{s3_bucket}' does not exist"):
+            open_store(f"s3://no-{s3_bucket}/cat", check=True)
+        assert proxy.requests == 5  # one quick attempt, one of the working client
 
 
 class _Stub(Processor):

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from rspy_batch.errors import ConflictError
-from rspy_batch.s3 import S3Prefix, split_location
+from rspy_batch.s3 import S3Prefix, check_bucket, split_location
 
 
 class _Any:
@@ -74,6 +74,11 @@ class Store(ABC):
 
     @abstractmethod
     def delete(self, key: str) -> None: ...
+
+    def check(self) -> None:
+        """Raise :class:`~rspy_batch.errors.ConfigError` if the store cannot be used at all
+        (for a command to fail at once with the reason, not inside its tasks)."""
+        return None  # a local directory: its first write creates it
 
     def href(self, key: str) -> str:
         """Absolute URL of ``key`` (for messages and absolute links)."""
@@ -196,6 +201,9 @@ class S3Store(S3Prefix, Store):
     def _key(self, key: str) -> str:
         return self.full_key(_check_key(key))
 
+    def check(self) -> None:
+        check_bucket(self)
+
     def read(self, key: str) -> Blob | None:
         from botocore.exceptions import (
             IncompleteReadError,
@@ -268,10 +276,14 @@ class S3Store(S3Prefix, Store):
         self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
 
 
-def open_store(url: str | os.PathLike[str]) -> Store:
-    """The store for a catalog URL: ``s3://bucket/prefix`` or a local path / ``file://``."""
+def open_store(url: str | os.PathLike[str], *, check: bool = False) -> Store:
+    """The store for a catalog URL: ``s3://bucket/prefix`` or a local path / ``file://``;
+    ``check`` fails at once, with the reason, on a store that cannot be used at all."""
     kind, where = split_location(url)
-    return S3Store(where) if kind == "s3" else LocalStore(where)
+    store = S3Store(where) if kind == "s3" else LocalStore(where)
+    if check:
+        store.check()
+    return store
 
 
 def _digest(data: bytes) -> str:
