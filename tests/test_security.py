@@ -429,7 +429,8 @@ def test_nothing_written_outside_its_place(world: World) -> None:
                 for rec in iter_records(_s3_store(world, "cat", S3Store), "ingest", cid)
                 for r in rec.rejected]
     assert any("unsafe" in reason for reason in rejected), rejected
-    allowed = {"f-catalog", "i-catalog", "m-catalog", "c-catalog", "c-staging", "staging", "tmp", "home"}
+    allowed = {"f-catalog", "i-catalog", "m-catalog", "c-catalog", "c-staging", "staging",
+               "tmp", "home"}
     new = {Path(p) for p in {str(p) for p in world.work.rglob("*")} - world.before}
     outside = sorted(str(p) for p in new if p.relative_to(world.work).parts[0] not in allowed)
     assert outside == []
