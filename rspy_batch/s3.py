@@ -121,8 +121,7 @@ def check_bucket(where: S3Prefix) -> None:
     latter, and listing the prefix is what the catalog needs anyway."""
     from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
-    probe = {"Bucket": where.bucket, "MaxKeys": 1,
-             "Prefix": where.full_key("") if where.prefix else ""}
+    probe = {"Bucket": where.bucket, "MaxKeys": 1, "Prefix": where.full_key("")}
     try:
         s3_client(attempts=2).list_objects_v2(**probe)
         return

@@ -162,7 +162,7 @@ def _start_simulator(c: dict[str, Canary], world: World) -> Any:
         scale=0.3, stations=("adgs", "nsg"), redirect="other", cadu_chunk_bytes=4096,
         product_bytes=2048, eopf_scale=0,
         faults=FaultSpec(http_5xx=0.05, http_429=0.01, slow=0.05, slow_seconds=0.6,
-                         token_ttl=0.5, evil_name=0.2))
+                         token_ttl=0.1, evil_name=0.2))
     sim = Simulator(config)
     # The station accepts exactly the planted canaries.
     for sid, secret, password in (("adgs", "adgs_client_secret", "adgs_password"),
@@ -284,9 +284,13 @@ def world(s3_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
                             str(w.stations_file), "--browser"], env("config")),
             # The real CLI, its own retries: a refused connection is told after two quick
             # attempts; a missing bucket and refused credentials are not retried.
-            # Station work long enough for tokens to expire and be refreshed (the runs
-            # below stop at the store check, before any station is asked).
-            Run("ingest", [*ingest, "--catalog", str(work / "i-catalog")],
+            # Station work over the simulator's three weeks (a window each, one after the
+            # other, catalog writes between): far longer than a token's tenth of a second,
+            # so tokens are refreshed. The runs below stop at the store check, before any
+            # station is asked.
+            Run("ingest", ["-vv", "ingest", "--collection", AUX, "--collection", NSG,
+                           "--start", "2026-01-01", "--stop", "2026-01-20", "--stations",
+                           str(w.stations_file), "--catalog", str(work / "i-catalog")],
                 env("env", **_station_env(c))),
             Run("refused-endpoint", [*ingest, "--catalog", s3cat],
                 env("env", **_station_env(c), AWS_ENDPOINT_URL=f"http://127.0.0.1:{closed_port()}")),
@@ -358,7 +362,7 @@ def test_runs_went_through_every_path(world: World) -> None:
     assert "cannot read" in out["process"] and "DEBUG" in out["process"]
     assert world.s3.list_objects_v2(Bucket=world.bucket, Prefix=f"stg/{LEAKY_OUT}/")["KeyCount"]
     assert codes["stage"] in (0, 3), out["stage"][-3000:]
-    # Tokens lived half a second (and some answers took longer): they were refreshed.
+    # Tokens lived a tenth of a second (and some answers took longer): they were refreshed.
     assert "refresh_token" in world.grants and "password" in world.grants
     # nsg's downloads were redirected to 127.0.0.2, which never got a token.
     assert world.sim_stats["auth_leaks"] == 0
